@@ -1,0 +1,494 @@
+"""FER-2013: import what users download, keep one compact copy, split it, augment batches.
+
+The import path reads the Kaggle image-folder archive (``train/<label>/*.jpg`` and
+``test/<label>/*.jpg``, zipped or unpacked) or the original challenge CSV
+(``emotion,pixels,Usage``, bare or inside the challenge's zip/tar.gz) and writes
+``data/fer2013.npz``: 35,887 uint8 faces of 48x48 (83 MB) that load in well under a second.
+
+Where no FER-2013 has been imported, :func:`load_dataset` with ``source="auto"`` falls back to
+:func:`make_synthetic`, small drawn faces whose brows, eyes and mouth differ by class, and says so.
+
+    python -m emo.data import ~/Downloads/fer2013.zip
+    python -m emo.data info
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import re
+import sys
+import tarfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("EMO_DATA_DIR", PROJECT_ROOT / "data"))
+DATASET_FILE = "fer2013.npz"
+FACE_SIZE = 48
+
+#: The emotion ids of the original challenge CSV (0 Angry ... 6 Neutral), as published.
+CSV_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+#: Class order of this project: the label folders of the image archive, i.e. alphabetical.
+#: Checkpoints store their own copy; code that predicts reads ``model.classes``, never this.
+FER2013_CLASSES = tuple(sorted(CSV_EMOTIONS))
+
+#: ``usage`` codes stored per face.
+TRAINING, PUBLIC_TEST, PRIVATE_TEST, TEST_UNSPLIT = 0, 1, 2, 3
+_USAGE_NAMES = {"training": TRAINING, "publictest": PUBLIC_TEST, "privatetest": PRIVATE_TEST}
+PROTOCOLS = ("standard", "reference")
+SOURCES = ("auto", "fer2013", "synthetic")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
+
+NO_DATA_MESSAGE = (
+    "FER-2013 has not been imported: run `python -m emo.data import PATH` with the Kaggle archive "
+    "(fer2013.zip), its unpacked folder or the challenge's fer2013.csv (see data/README.md)"
+)
+
+
+class DataImportError(ValueError):
+    """The file given to the importer is not FER-2013 in a layout we read."""
+
+
+@dataclass
+class FaceDataset:
+    """Faces (N x 48 x 48 uint8), integer labels into ``classes``, and per-face ``usage`` codes."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    usage: np.ndarray
+    classes: tuple[str, ...]
+    name: str = "fer2013"
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.name == "synthetic"
+
+
+@dataclass
+class Split:
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Splits:
+    """Train / validation / test faces of one dataset under one protocol."""
+
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[str, ...]
+    dataset: str
+    protocol: str
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def __getitem__(self, name: str) -> Split:
+        if name not in ("train", "val", "test"):
+            raise KeyError(f"unknown split {name!r}: use 'train', 'val' or 'test'")
+        return getattr(self, name)
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+# --------------------------------------------------------------------------------------------
+
+
+def _usage_from_name(split_dir: str, filename: str) -> int:
+    if split_dir == "train":
+        return TRAINING
+    prefix = filename.split("_", 1)[0].lower()
+    return _USAGE_NAMES.get(prefix, TEST_UNSPLIT)
+
+
+_MEMBER = re.compile(r"(?:^|/)(train|test)/([^/]+)/([^/]+)$", re.IGNORECASE)
+
+
+def _walk_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
+    """Yield (member name, bytes) for files in a zip, tar(.gz) or directory; bytes read lazily."""
+    if path.is_dir():
+        for p in sorted(path.rglob("*")):
+            if p.is_file():
+                yield p.relative_to(path).as_posix(), None
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.is_dir():
+                    yield info.filename, None
+    elif tarfile.is_tarfile(path):
+        with tarfile.open(path) as tf:
+            for m in tf.getmembers():
+                if m.isfile():
+                    yield m.name, None
+    else:
+        raise DataImportError(f"{path} is not a zip, tar archive, folder or CSV file")
+
+
+def _read_member(path: Path, name: str) -> bytes:
+    if path.is_dir():
+        return (path / name).read_bytes()
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return zf.read(name)
+    with tarfile.open(path) as tf:
+        f = tf.extractfile(name)
+        assert f is not None
+        return f.read()
+
+
+def _decode(buf: bytes) -> np.ndarray | None:
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        return None
+    if img.shape != (FACE_SIZE, FACE_SIZE):
+        img = cv2.resize(img, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def _import_folders(path: Path, members: list[str]) -> FaceDataset:
+    found = [(m, _MEMBER.search(m)) for m in members]
+    images = [(m, mt) for m, mt in found if mt and Path(m).suffix.lower() in IMAGE_SUFFIXES]
+    skipped = {"not an image file": sum(1 for m, mt in found if mt and Path(m).suffix.lower() not in IMAGE_SUFFIXES)}
+    labels_seen = {mt.group(2).lower() for _, mt in images}
+    unknown = sorted(labels_seen - set(FER2013_CLASSES))
+    if unknown:
+        raise DataImportError(
+            f"unknown label folder(s) {unknown} in {path}: FER-2013 labels are {list(FER2013_CLASSES)}"
+        )
+    out_img, out_lab, out_use, corrupt = [], [], [], 0
+    opener = None
+    if zipfile.is_zipfile(path) and not path.is_dir():
+        opener = zipfile.ZipFile(path)
+    try:
+        for m, mt in tqdm(images, desc="decoding faces", unit="img", mininterval=1.0):
+            buf = opener.read(m) if opener else _read_member(path, m)
+            img = _decode(buf)
+            if img is None:
+                corrupt += 1
+                continue
+            out_img.append(img)
+            out_lab.append(FER2013_CLASSES.index(mt.group(2).lower()))
+            out_use.append(_usage_from_name(mt.group(1).lower(), mt.group(3)))
+    finally:
+        if opener:
+            opener.close()
+    skipped["corrupt image"] = corrupt
+    if not out_img:
+        raise DataImportError(f"no readable faces under train/<label>/ or test/<label>/ in {path}")
+    return FaceDataset(
+        np.stack(out_img), np.asarray(out_lab, np.int64), np.asarray(out_use, np.int8), FER2013_CLASSES,
+        skipped={k: v for k, v in skipped.items() if v},
+    )
+
+
+def _import_csv(text: io.TextIOBase, origin: str) -> FaceDataset:
+    reader = csv.reader(text)
+    header = [h.strip().lower() for h in next(reader, [])]
+    if not {"emotion", "pixels"} <= set(header):
+        raise DataImportError(f"{origin} has columns {header}: expected 'emotion,pixels,Usage' (fer2013.csv)")
+    ie, ip = header.index("emotion"), header.index("pixels")
+    iu = header.index("usage") if "usage" in header else None
+    imgs, labs, uses, bad = [], [], [], 0
+    n_pix = FACE_SIZE * FACE_SIZE
+    for row in tqdm(reader, desc="reading CSV rows", unit="row", mininterval=1.0):
+        try:
+            emotion = int(row[ie])
+            pixels = np.array(row[ip].split(), dtype=np.int64)
+            usage = _USAGE_NAMES[row[iu].strip().lower()] if iu is not None else TRAINING
+        except (ValueError, IndexError, KeyError):
+            bad += 1
+            continue
+        if pixels.size != n_pix or not 0 <= emotion < len(CSV_EMOTIONS) or pixels.min() < 0 or pixels.max() > 255:
+            bad += 1
+            continue
+        imgs.append(pixels.astype(np.uint8).reshape(FACE_SIZE, FACE_SIZE))
+        labs.append(FER2013_CLASSES.index(CSV_EMOTIONS[emotion]))
+        uses.append(usage)
+    if not imgs:
+        raise DataImportError(f"{origin} holds no valid rows (each needs an emotion 0-6 and 2304 pixel values)")
+    return FaceDataset(
+        np.stack(imgs), np.asarray(labs, np.int64), np.asarray(uses, np.int8), FER2013_CLASSES,
+        skipped={"invalid CSV row": bad} if bad else {},
+    )
+
+
+def read_fer2013(path: str | os.PathLike) -> FaceDataset:
+    """Read FER-2013 from the Kaggle archive / folder or the challenge CSV (bare or archived)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: give the path of fer2013.zip, its folder or fer2013.csv")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="") as f:
+            return _import_csv(f, str(path))
+    members = [m for m, _ in _walk_archive(path)]
+    if any(_MEMBER.search(m) for m in members):
+        return _import_folders(path, members)
+    csvs = [m for m in members if m.lower().endswith(".csv") and "fer2013" in m.lower()]
+    if csvs:
+        with io.TextIOWrapper(io.BytesIO(_read_member(path, csvs[0])), newline="") as f:
+            return _import_csv(f, f"{path}:{csvs[0]}")
+    raise DataImportError(
+        f"{path} holds neither train/<label>/ and test/<label>/ image folders nor fer2013.csv"
+    )
+
+
+def save_dataset(ds: FaceDataset, out: str | os.PathLike) -> Path:
+    """Write ``ds`` atomically (a half-written file never replaces a good one)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez(tmp, images=ds.images, labels=ds.labels, usage=ds.usage, classes=np.array(ds.classes), name=ds.name)
+    os.replace(tmp, out)
+    return out
+
+
+def import_fer2013(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> FaceDataset:
+    """Import FER-2013 from ``path`` into ``data_dir/fer2013.npz`` (replacing any earlier import)."""
+    ds = read_fer2013(path)
+    save_dataset(ds, Path(data_dir or DATA_DIR) / DATASET_FILE)
+    return ds
+
+
+def load_fer2013(data_dir: str | os.PathLike | None = None) -> FaceDataset:
+    """Load the imported copy, or raise FileNotFoundError with what to do."""
+    f = Path(data_dir or DATA_DIR) / DATASET_FILE
+    if not f.exists():
+        raise FileNotFoundError(NO_DATA_MESSAGE)
+    with np.load(f, allow_pickle=False) as z:
+        return FaceDataset(z["images"], z["labels"], z["usage"], tuple(str(c) for c in z["classes"]), str(z["name"]))
+
+
+def fer2013_available(data_dir: str | os.PathLike | None = None) -> bool:
+    return (Path(data_dir or DATA_DIR) / DATASET_FILE).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic faces
+# --------------------------------------------------------------------------------------------
+
+
+def _draw_face(cls: str, rng: np.random.Generator, size: int = FACE_SIZE) -> np.ndarray:
+    s = 8  # draw at 8x resolution with sub-pixel shifts, then downsample (anti-aliased)
+    big = size * s
+    img = np.full((big, big), rng.integers(30, 90), np.uint8)
+    cx, cy = big / 2 + rng.normal(0, 1.5 * s), big / 2 + rng.normal(0, 1.5 * s)
+    face = rng.uniform(0.36, 0.44) * big
+    skin = int(rng.integers(140, 210))
+    P = lambda x, y: (int(cx + x * face), int(cy + y * face))  # noqa: E731  (face coordinates)
+    cv2.ellipse(img, P(0, 0), (int(face * 0.85), int(face)), 0, 0, 360, skin, -1)
+    dark = int(skin * rng.uniform(0.15, 0.35))
+    t = max(1, int(0.05 * face))
+    wide = cls in ("surprise", "fear")
+    brow_y = -0.42 if not wide else -0.55
+    eye_h = 0.09 if wide else 0.055
+    for side in (-1, 1):
+        ex = side * 0.35
+        cv2.ellipse(img, P(ex, -0.2), (int(0.13 * face), int(eye_h * face)), 0, 0, 360, dark, -1)
+        tilt = {"angry": 0.12, "sad": -0.12, "fear": -0.08, "disgust": 0.08 if side < 0 else -0.02}.get(cls, 0.0)
+        inner, outer = P(ex - side * 0.18, brow_y + tilt), P(ex + side * 0.18, brow_y - tilt * 0.3)
+        cv2.line(img, inner, outer, dark, t)
+    mouth_y = 0.45
+    if cls == "happy":
+        cv2.ellipse(img, P(0, mouth_y - 0.12), (int(0.38 * face), int(0.2 * face)), 0, 20, 160, dark, t)
+    elif cls == "sad":
+        cv2.ellipse(img, P(0, mouth_y + 0.12), (int(0.3 * face), int(0.14 * face)), 0, 200, 340, dark, t)
+    elif cls == "surprise":
+        cv2.ellipse(img, P(0, mouth_y), (int(0.14 * face), int(0.2 * face)), 0, 0, 360, dark, -1)
+    elif cls == "fear":
+        cv2.ellipse(img, P(0, mouth_y), (int(0.3 * face), int(0.09 * face)), 0, 0, 360, dark, -1)
+    elif cls == "angry":
+        cv2.line(img, P(-0.25, mouth_y), P(0.25, mouth_y), dark, 2 * t)
+    elif cls == "disgust":
+        pts = np.array([P(-0.3, mouth_y), P(-0.1, mouth_y - 0.08), P(0.1, mouth_y + 0.02), P(0.3, mouth_y - 0.1)])
+        cv2.polylines(img, [pts], False, dark, t)
+        cv2.line(img, P(-0.08, 0.12), P(0.08, 0.08), dark, t)
+    else:  # neutral
+        cv2.line(img, P(-0.22, mouth_y), P(0.22, mouth_y), dark, t)
+    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    img += rng.normal(0, 8, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_synthetic(per_class: int = 60, seed: int = 0, classes: tuple[str, ...] = FER2013_CLASSES) -> FaceDataset:
+    """Generate drawn expression faces, ``per_class`` per class, split 70/15/15 like FER-2013's usage."""
+    rng = np.random.default_rng(seed)
+    imgs, labs, uses = [], [], []
+    for k, c in enumerate(classes):
+        for i in range(per_class):
+            imgs.append(_draw_face(c, rng))
+            labs.append(k)
+            frac = i / per_class
+            uses.append(TRAINING if frac < 0.7 else PUBLIC_TEST if frac < 0.85 else PRIVATE_TEST)
+    return FaceDataset(np.stack(imgs), np.asarray(labs, np.int64), np.asarray(uses, np.int8), tuple(classes), "synthetic")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and splitting
+# --------------------------------------------------------------------------------------------
+
+
+def load_dataset(source: str = "auto", data_dir: str | os.PathLike | None = None, quiet: bool = False) -> FaceDataset:
+    """``fer2013`` (imported copy), ``synthetic``, or ``auto``: FER-2013 where imported, else synthetic."""
+    if source not in SOURCES:
+        raise ValueError(f"source={source!r}: use one of {SOURCES}")
+    if source == "fer2013" or (source == "auto" and fer2013_available(data_dir)):
+        return load_fer2013(data_dir)
+    if source == "auto" and not quiet:
+        print(f"NOTE: {NO_DATA_MESSAGE}. Using generated synthetic faces instead: "
+              "figures and accuracies below are NOT FER-2013 results.", file=sys.stderr)
+    return make_synthetic()
+
+
+def make_splits(ds: FaceDataset, protocol: str = "standard", seed: int = 0, val_fraction: float = 0.2) -> Splits:
+    """Split by protocol.
+
+    ``standard``: train = Training, validation = PublicTest, test = PrivateTest.
+    ``reference``: validation = a seeded random ``val_fraction`` of Training, test = all test faces.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol={protocol!r}: use one of {PROTOCOLS}")
+    train_idx = np.flatnonzero(ds.usage == TRAINING)
+    if protocol == "standard":
+        val_idx, test_idx = np.flatnonzero(ds.usage == PUBLIC_TEST), np.flatnonzero(ds.usage == PRIVATE_TEST)
+        if len(val_idx) == 0 or len(test_idx) == 0:
+            raise ValueError(
+                "this copy of the data has no PublicTest/PrivateTest names, which the standard protocol needs: "
+                "use protocol='reference' (--protocol reference)"
+            )
+    else:
+        perm = np.random.default_rng(seed).permutation(train_idx)
+        n_val = int(round(val_fraction * len(perm)))
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        test_idx = np.flatnonzero(ds.usage != TRAINING)
+    take = lambda idx: Split(ds.images[idx], ds.labels[idx])  # noqa: E731
+    return Splits(take(train_idx), take(val_idx), take(test_idx), ds.classes, ds.name, protocol)
+
+
+def load_splits(protocol: str = "standard", source: str = "auto", seed: int = 0, quiet: bool = False) -> Splits:
+    return make_splits(load_dataset(source, quiet=quiet), protocol, seed)
+
+
+#: Split sizes that a correct import gives (FER-2013 as published; the synthetic set as generated).
+EXPECTED_SIZES = {
+    ("fer2013", "standard"): {"train": 28709, "val": 3589, "test": 3589},
+    ("fer2013", "reference"): {"train": 22967, "val": 5742, "test": 7178},
+    ("synthetic", "standard"): {"train": 294, "val": 63, "test": 63},
+}
+
+
+def class_counts(splits: Splits) -> dict[str, dict[str, int]]:
+    """Faces per class in each split: ``{"train": {"angry": 3995, ...}, "val": ..., "test": ...}``."""
+    return {name: {c: int((splits[name].labels == k).sum()) for k, c in enumerate(splits.classes)}
+            for name in ("train", "val", "test")}
+
+
+def check_sizes(splits: Splits) -> bool:
+    """True when the split sizes are those published for this dataset and protocol."""
+    return EXPECTED_SIZES.get((splits.dataset, splits.protocol)) == splits.sizes()
+
+
+# --------------------------------------------------------------------------------------------
+# Batches: uint8 faces -> normalised float tensors, with per-sample augmentation
+# --------------------------------------------------------------------------------------------
+
+
+def to_tensor(faces: np.ndarray | torch.Tensor, size: int, mean: float, std: float,
+              device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 faces (N x H x W) -> normalised float (N x 1 x size x size), resized with antialiasing."""
+    x = torch.as_tensor(faces).to(device)
+    x = x.float().div_(255.0).unsqueeze(1) if x.dim() == 3 else x.float().div_(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.sub_(mean).div_(std)
+
+
+def augment(faces: torch.Tensor, size: int, generator: torch.Generator | None = None,
+            scale: tuple[float, float] = (0.8, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+            degrees: float = 10.0, flip: bool = True) -> torch.Tensor:
+    """Random resized crop, rotation and horizontal flip, drawn per face, in one ``grid_sample``.
+
+    ``faces`` is float N x 1 x H x W in [0, 1]; the output is N x 1 x size x size. torchvision's
+    v2 transforms draw one set of parameters per call, i.e. the same crop for the whole batch;
+    here every face gets its own, at the cost of one batched affine resampling.
+    """
+    n, dev = faces.shape[0], faces.device
+    u = lambda lo, hi: torch.rand(n, generator=generator).mul_(hi - lo).add_(lo)  # noqa: E731
+    area = u(*scale)
+    log_r = u(float(np.log(ratio[0])), float(np.log(ratio[1])))
+    w = torch.sqrt(area * torch.exp(log_r)).clamp(max=1.0)
+    h = torch.sqrt(area / torch.exp(log_r)).clamp(max=1.0)
+    tx, ty = (1 - w) * u(-1, 1), (1 - h) * u(-1, 1)
+    theta = torch.deg2rad(u(-degrees, degrees))
+    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    A = torch.stack([torch.stack([cos * w * sign, -sin * h, tx], 1), torch.stack([sin * w * sign, cos * h, ty], 1)], 1)
+    grid = F.affine_grid(A.to(dev), [n, 1, size, size], align_corners=False)
+    return F.grid_sample(faces, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def mixup(x: torch.Tensor, targets: torch.Tensor, alpha: float,
+          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MixUp (Zhang et al., 2018): blend each sample and its one-hot target with a shuffled partner."""
+    if alpha <= 0:
+        return x, targets
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if generator is None else float(
+        np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator))).beta(alpha, alpha))
+    perm = torch.randperm(x.shape[0], generator=generator).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm]
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emo.data", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pi = sub.add_parser("import", help="import FER-2013 (zip, tar.gz, folder or fer2013.csv) into data/")
+    pi.add_argument("path")
+    pi.add_argument("--data-dir", default=None, help=f"where to write {DATASET_FILE} (default: {DATA_DIR})")
+    ps = sub.add_parser("info", help="describe the imported copy")
+    ps.add_argument("--data-dir", default=None)
+    a = p.parse_args(argv)
+    try:
+        if a.cmd == "import":
+            ds = import_fer2013(a.path, a.data_dir)
+            out = Path(a.data_dir or DATA_DIR) / DATASET_FILE
+            print(f"imported {len(ds):,} faces into {out}")
+            for why, n in ds.skipped.items():
+                print(f"skipped {n:,} file(s): {why}")
+        ds = load_fer2013(a.data_dir)
+        counts = {name: int((ds.usage == code).sum()) for name, code in
+                  [("Training", TRAINING), ("PublicTest", PUBLIC_TEST), ("PrivateTest", PRIVATE_TEST), ("test (unnamed)", TEST_UNSPLIT)]}
+        print(", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+        print("per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))
+    except (FileNotFoundError, DataImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    warnings.simplefilter("default")
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Mini-Xception with Squeeze-and-Excitation, and checkpoints that carry their metadata.
+
+Building blocks, smallest first: :class:`SeparableConv` (depthwise 3x3 + pointwise 1x1 + BN),
+:class:`SqueezeExcite`, :class:`ResidualBlock`; then :class:`MiniXception` built from a
+:class:`ModelConfig`. With the default config (1x128x128 input, widths 128-256-512-512-512) this is
+the reference design, 2,152,775 parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+CHECKPOINT_FORMAT = "emo-checkpoint"
+CHECKPOINT_VERSION = 1
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "results" / "best_model.pt"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture. The defaults are the reference design; ``input_size=48`` is our shipped one."""
+
+    num_classes: int = 7
+    input_size: int = 128
+    in_channels: int = 1
+    stem_channels: int = 64
+    widths: tuple[int, ...] = (128, 256, 512, 512, 512)
+    strides: tuple[int, ...] = (2, 2, 2, 2, 1)
+    se_reduction: int = 16
+    downsample: str = "pool"
+    block_dropout: float = 0.1
+    head_dropout: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.downsample not in ("pool", "stride"):
+            raise ValueError(f"downsample={self.downsample!r}: use 'pool' (3x3 max-pool after the block, as the "
+                             "reference) or 'stride' (stride-2 depthwise conv first: ~4x cheaper)")
+        if len(self.widths) != len(self.strides):
+            raise ValueError(f"widths {self.widths} and strides {self.strides} must have the same length")
+        if self.input_size < 2 ** sum(s == 2 for s in self.strides):
+            raise ValueError(f"input_size={self.input_size} is too small for {len(self.strides)} blocks")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+class SeparableConv(nn.Sequential):
+    """Depthwise 3x3 conv, pointwise 1x1 conv, batch norm: ~9x fewer weights than a 3x3 conv."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention (Hu et al., 2018): global pool -> bottleneck MLP -> sigmoid gate per channel."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False), nn.ReLU(inplace=True),
+            nn.Linear(hidden, channels, bias=False), nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.fc(x.mean((2, 3)))
+        return x * w[:, :, None, None]
+
+
+class ResidualBlock(nn.Module):
+    """Two separable convs, SE, and a (projected) shortcut.
+
+    A strided block downsamples either with a 3x3 max-pool after the body (``"pool"``, the reference)
+    or with a stride-2 first depthwise conv (``"stride"``), so the body runs at the lower resolution.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 2, se_reduction: int = 16, dropout: float = 0.1,
+                 downsample: str = "pool") -> None:
+        super().__init__()
+        first_stride = stride if downsample == "stride" else 1
+        self.body = nn.Sequential(
+            SeparableConv(cin, cout, first_stride), nn.ReLU(inplace=True),
+            SeparableConv(cout, cout),
+            SqueezeExcite(cout, se_reduction),
+        )
+        self.pool = nn.MaxPool2d(3, stride, padding=1) if stride > 1 and downsample == "pool" else nn.Identity()
+        self.shortcut: nn.Module = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+            if cin != cout or stride != 1 else nn.Identity()
+        )
+        self.act = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.act(self.pool(self.body(x)) + self.shortcut(x)))
+
+
+class MiniXception(nn.Module):
+    """Stem conv, residual SE blocks, global average pooling, dropout, linear head.
+
+    ``classes`` (names in output order) and ``input_size`` travel with the module, so code that
+    predicts never needs a second list of names.
+    """
+
+    def __init__(self, config: ModelConfig = ModelConfig(), classes: tuple[str, ...] | None = None) -> None:
+        super().__init__()
+        if classes is not None and len(classes) != config.num_classes:
+            raise ValueError(f"{len(classes)} class names for num_classes={config.num_classes}")
+        self.config = config
+        self.classes = tuple(classes) if classes is not None else tuple(str(i) for i in range(config.num_classes))
+        self.input_size = config.input_size
+        self.normalize = (0.5, 0.25)  # (mean, std) of pixel/255; set from the training data
+        self.stem = nn.Sequential(
+            nn.Conv2d(config.in_channels, config.stem_channels, 3, padding=1),
+            nn.BatchNorm2d(config.stem_channels), nn.ReLU(inplace=True),
+        )
+        blocks, cin = [], config.stem_channels
+        for w, s in zip(config.widths, config.strides):
+            blocks.append(ResidualBlock(cin, w, s, config.se_reduction, config.block_dropout, config.downsample))
+            cin = w
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(config.head_dropout),
+                                  nn.Linear(cin, config.num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+
+def build_model(config: ModelConfig | None = None, classes: tuple[str, ...] | None = None, **overrides: Any) -> MiniXception:
+    """``build_model(input_size=48)``: the reference architecture with any config field changed."""
+    config = config or ModelConfig()
+    if classes is not None and "num_classes" not in overrides:
+        overrides["num_classes"] = len(classes)
+    if overrides:
+        config = ModelConfig(**{**asdict(config), **overrides})
+    return MiniXception(config, classes)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def layer_table(model: MiniXception) -> list[dict[str, Any]]:
+    """Output shape and parameter count of the stem, each block and the head, for one input face."""
+    x = torch.zeros(1, model.config.in_channels, model.input_size, model.input_size)
+    rows = []
+    was_training = model.training
+    model.eval()
+    for name, part in [("stem", model.stem), *[(f"block{i + 1}", b) for i, b in enumerate(model.blocks)],
+                       ("head", model.head)]:
+        x = part(x)
+        rows.append({"layer": name, "output": tuple(x.shape[1:]), "parameters": count_parameters(part)})
+    model.train(was_training)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save to a temporary file, then rename: an interrupted write never replaces a good file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def checkpoint_dict(model: MiniXception, **meta: Any) -> dict[str, Any]:
+    """Weights plus everything needed to use them: config, class names, input size, normalisation."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "config": model.config.to_dict(), "classes": list(model.classes), "input_size": model.input_size,
+        "normalize": {"mean": float(model.normalize[0]), "std": float(model.normalize[1])},
+        "state_dict": state, **meta,
+    }
+
+
+def save_checkpoint(model: MiniXception, path: str | os.PathLike, **meta: Any) -> Path:
+    return atomic_save(checkpoint_dict(model, **meta), path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint dict safely (``weights_only=True``), with one-line errors for bad files."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no model at {path}: train one with `python -m emo.train`, or pass the path of a .pt checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for foreign or truncated files
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}): "
+                         "pass a best_model.pt written by `python -m emo.train`") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is a PyTorch file but not an emo checkpoint: "
+                         "pass a best_model.pt written by `python -m emo.train`")
+    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
+        raise ValueError(f"{path} has checkpoint version {ckpt['version']}, newer than this emo "
+                         f"({CHECKPOINT_VERSION}): upgrade emo")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> MiniXception:
+    config = ModelConfig.from_dict(ckpt["config"])
+    model = MiniXception(config, tuple(ckpt["classes"]))
+    model.normalize = (ckpt["normalize"]["mean"], ckpt["normalize"]["std"])
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[1:2] or [str(e)]
+        raise ValueError(f"checkpoint weights do not match its config: {first[0].strip()}") from None
+    return model
+
+
+def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> MiniXception:
+    """A ready-to-use model in eval mode, with ``.classes``, ``.input_size`` and ``.meta``."""
+    ckpt = read_checkpoint(path)
+    model = model_from_checkpoint(ckpt)
+    model.meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+@torch.inference_mode()
+def predict_logits(model: MiniXception, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    """Class probabilities of normalised input ``x``; with ``tta`` the mean over the face and its mirror."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    p = model(x).float().softmax(1)
+    if tta:
+        p = 0.5 * (p + model(x.flip(3)).float().softmax(1))
+    return p
+
+
+def predict_proba(model: MiniXception, faces: np.ndarray | list[np.ndarray], tta: bool = False,
+                  batch_size: int = 256) -> np.ndarray:
+    """uint8 grayscale faces (N x H x W, any size; or a list of 2-D arrays) -> N x C probabilities.
+
+    Columns follow ``model.classes``. With ``tta`` each face is also classified mirrored and the
+    two softmax outputs are averaged (deterministic flip test-time augmentation).
+    """
+    from emo.data import to_tensor
+
+    if isinstance(faces, list):
+        import cv2
+        s = model.input_size
+        faces = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA if f.shape[0] > s else cv2.INTER_LINEAR)
+                          for f in faces]) if faces else np.zeros((0, s, s), np.uint8)
+    faces = np.asarray(faces)
+    if faces.ndim != 3 or faces.dtype != np.uint8:
+        raise ValueError(f"faces must be uint8 grayscale N x H x W, got {faces.dtype} array of shape {faces.shape}")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    mean, std = model.normalize
+    out = [predict_logits(model, to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device), tta).cpu()
+           for i in range(0, len(faces), batch_size)]
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, len(model.classes)), np.float32)

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+import torch
+
+from emo.data import FER2013_CLASSES
+from emo.model import (ModelConfig, SeparableConv, SqueezeExcite, build_model, count_parameters, load_model,
+                       predict_proba, save_checkpoint)
+
+
+def test_reference_parameter_count():
+    assert count_parameters(build_model()) == 2_152_775
+
+
+@pytest.mark.parametrize("size,downsample", [(48, "stride"), (64, "pool"), (128, "pool")])
+def test_output_shape(size, downsample):
+    m = build_model(input_size=size, downsample=downsample).eval()
+    assert m(torch.zeros(2, 1, size, size)).shape == (2, 7)
+
+
+def test_blocks():
+    sc = SeparableConv(8, 16, stride=2)
+    assert sc(torch.zeros(1, 8, 10, 10)).shape == (1, 16, 5, 5)
+    assert count_parameters(sc) == 8 * 9 + 8 * 16 + 2 * 16  # depthwise + pointwise + BN
+    se = SqueezeExcite(32, 16)
+    x = torch.randn(2, 32, 5, 5)
+    gate = se(x) / x
+    assert torch.allclose(gate, gate[:, :, :1, :1].expand_as(gate), atol=1e-5)  # one gate per channel
+    assert ((gate > 0) & (gate < 1)).all()
+
+
+def test_config_errors_name_the_bad_value():
+    with pytest.raises(ValueError, match="downsample='avg'"):
+        ModelConfig(downsample="avg")
+    with pytest.raises(ValueError, match="same length"):
+        ModelConfig(widths=(8, 8), strides=(2,))
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        ModelConfig.from_dict({"depth": 3})
+
+
+def test_checkpoint_round_trip(tmp_path):
+    classes = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")  # deliberately not alphabetical
+    m = build_model(input_size=48, downsample="stride", widths=(16, 16, 32, 32, 32), classes=classes).eval()
+    m.normalize = (0.4, 0.2)
+    path = save_checkpoint(m, tmp_path / "m.pt", protocol="standard", metrics={"test_acc": 0.5})
+    ck = torch.load(path, weights_only=True)
+    assert ck["classes"] == list(classes) and ck["protocol"] == "standard" and ck["input_size"] == 48
+    loaded = load_model(path)
+    assert loaded.classes == classes and loaded.input_size == 48 and loaded.normalize == (0.4, 0.2)
+    assert not loaded.training and loaded.meta["metrics"] == {"test_acc": 0.5}
+    x = torch.randn(3, 1, 48, 48)
+    assert torch.allclose(loaded(x), m(x), atol=1e-5)
+
+
+def test_bad_checkpoint_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m emo.train"):
+        load_model(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
+        load_model(tmp_path / "junk.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not an emo checkpoint"):
+        load_model(tmp_path / "foreign.pt")
+    m = build_model(input_size=48, widths=(16, 16, 32, 32, 32))
+    path = save_checkpoint(m, tmp_path / "m.pt")
+    ck = torch.load(path, weights_only=True)
+    ck["config"]["widths"] = [16, 16, 32, 32, 64]
+    torch.save(ck, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="do not match its config"):
+        load_model(tmp_path / "mismatch.pt")
+
+
+def test_truncated_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
+    m = build_model(input_size=48, widths=(16, 16, 32, 32, 32))
+    path = save_checkpoint(m, tmp_path / "best.pt")
+    good = path.read_bytes()
+
+    def dies_halfway(obj, f, *a, **k):
+        open(f, "wb").write(good[: len(good) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(m, path)
+    assert path.read_bytes() == good
+    load_model(path)
+
+
+def test_predict_proba_and_tta():
+    torch.manual_seed(0)
+    m = build_model(input_size=48, downsample="stride", widths=(16, 16, 32, 32, 32), classes=FER2013_CLASSES).eval()
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    p = predict_proba(m, faces)
+    assert p.shape == (5, 7) and np.allclose(p.sum(1), 1, atol=1e-5)
+    mirrored = predict_proba(m, faces[:, :, ::-1].copy())
+    assert np.allclose(predict_proba(m, faces, tta=True), (p + mirrored) / 2, atol=1e-5)
+    # any size: 96x96 faces are resized to the model's input
+    big = np.repeat(np.repeat(faces, 2, 1), 2, 2)
+    assert predict_proba(m, big).shape == (5, 7)
+    assert predict_proba(m, [faces[0], big[1]]).shape == (2, 7)
+    assert predict_proba(m, np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    with pytest.raises(ValueError, match="uint8 grayscale"):
+        predict_proba(m, faces.astype(np.float32))
