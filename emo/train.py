@@ -1,0 +1,343 @@
+"""Train Mini-Xception-SE on FER-2013 (or the generated faces): the full recipe, resumable.
+
+Recipe: per-face random resized crop / rotation / flip on whole batches, MixUp, focal loss, AdamW,
+One-Cycle LR, mixed precision where it helps, early stopping on validation accuracy.
+
+    python -m emo.train                       # -> results/best_model.pt, history.csv, train_log.txt
+    python -m emo.train runs/try1 --epochs 5  # another output folder
+    python -m emo.train --resume              # go on from results/last.pt after an interruption
+
+``best_model.pt`` is replaced atomically, only when validation accuracy improves; ``last.pt`` holds
+everything needed to resume (weights, optimiser, scheduler, history, random state).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from emo.data import PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup
+from emo.losses import focal_loss
+from emo.model import (DEFAULT_MODEL, MiniXception, ModelConfig, atomic_save, build_model, checkpoint_dict,
+                       predict_proba, read_checkpoint, save_checkpoint)
+
+DEFAULT_OUTPUT = DEFAULT_MODEL.parent
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run (stored in every checkpoint it writes)."""
+
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    gamma: float = 2.0
+    mixup_alpha: float = 0.2
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    rotation: float = 10.0
+    patience: int = 30
+    seed: int = 0
+    protocol: str = "standard"
+    source: str = "auto"
+    amp: str = "auto"
+    limit: int = 0  # train on a seeded random N training faces (quick runs, tests)
+    model: dict[str, Any] = field(default_factory=lambda: ModelConfig(input_size=48, downsample="stride").to_dict())
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr} must be > 0")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"protocol={self.protocol!r}: use one of {PROTOCOLS}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source={self.source!r}: use one of {SOURCES}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"amp={self.amp!r}: use auto, off, bf16 or fp16")
+        self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """fp16 on CUDA by default; on CPU full precision unless bf16 is asked for (measured: not faster here)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' needs CUDA: use 'bf16' or 'off' on the CPU")
+    return torch.float16 if amp in ("auto", "fp16") else torch.bfloat16
+
+
+def evaluate_accuracy(model: MiniXception, images: np.ndarray, labels: np.ndarray, tta: bool = False,
+                      batch_size: int = 512) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on uint8 faces."""
+    p = predict_proba(model, images, tta=tta, batch_size=batch_size)
+    acc = float((p.argmax(1) == labels).mean()) if len(labels) else float("nan")
+    nll = float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, 1)).mean()) if len(labels) else float("nan")
+    return acc, nll
+
+
+class Trainer:
+    """One training run into ``out_dir``; ``fit()`` trains (or resumes) and returns the history."""
+
+    HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path = DEFAULT_OUTPUT, device: str | None = None,
+                 splits: Splits | None = None, progress: bool = True,
+                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> None:
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.amp_dtype = autocast_dtype(cfg.amp, self.device)
+        self.progress, self.on_epoch = progress, on_epoch
+        self.splits = splits or load_splits(cfg.protocol, cfg.source, cfg.seed)
+        train = self.splits.train
+        keep = np.arange(len(train))
+        if cfg.limit and cfg.limit < len(train):  # a seeded random subset: the faces are stored grouped by class
+            keep = np.sort(np.random.default_rng(cfg.seed).choice(len(train), cfg.limit, replace=False))
+        n = len(keep)
+        self.train_images = torch.as_tensor(train.images[keep]).to(self.device)
+        self.train_labels = torch.as_tensor(train.labels[keep]).to(self.device)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(ModelConfig.from_dict(cfg.model), classes=self.splits.classes)
+        pix = train.images[keep].astype(np.float32) / 255.0
+        self.model.normalize = (float(pix.mean()), float(pix.std()))
+        self.model.to(self.device).to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = math.ceil(n / cfg.batch_size)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                         steps_per_epoch=self.steps_per_epoch)
+        self.history: list[dict[str, float]] = []
+        self.best_acc, self.best_epoch, self.epoch = -1.0, 0, 0
+
+    # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best_model.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    def _meta(self) -> dict[str, Any]:
+        return {"protocol": self.splits.protocol, "dataset": self.splits.dataset,
+                "train_config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.cfg).items()}}
+
+    def save_last(self) -> None:
+        atomic_save({**checkpoint_dict(self.model, **self._meta()), "optimizer": self.opt.state_dict(),
+                     "scheduler": self.sched.state_dict(), "epoch": self.epoch, "history": self.history,
+                     "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                     "torch_rng": torch.get_rng_state()}, self.last_path)
+
+    def resume(self) -> None:
+        """Restore the run from ``last.pt`` (refusing one trained with another recipe)."""
+        ck = read_checkpoint(self.last_path)
+        mine = self._meta()["train_config"]
+        theirs = ck.get("train_config", {})
+        diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
+        if diff:
+            raise ValueError(f"{self.last_path} was trained with other settings ({', '.join(diff)}): "
+                             "resume with the same options, or use another output folder")
+        if theirs.get("epochs") != mine["epochs"]:
+            raise ValueError(f"{self.last_path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
+                             "schedule depends on it, so resume with the same --epochs")
+        self.model.load_state_dict(ck["state_dict"])
+        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.epoch, self.history = int(ck["epoch"]), list(ck["history"])
+        self.best_acc, self.best_epoch = float(ck["best_acc"]), int(ck["best_epoch"])
+        torch.set_rng_state(ck["torch_rng"])
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def train_epoch(self) -> tuple[float, float]:
+        cfg, model = self.cfg, self.model
+        model.train()
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
+        n = len(self.train_labels)
+        order = torch.randperm(n, generator=g).to(self.device)
+        mean, std = model.normalize
+        size = model.input_size
+        tot_loss = tot_correct = seen = 0.0
+        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
+                   leave=False, disable=not self.progress, mininterval=2.0)
+        for i in bar:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
+            y = self.train_labels[idx]
+            x = augment(x, size, g, scale=cfg.crop_scale, degrees=cfg.rotation).sub_(mean).div_(std)
+            x, t = mixup(x, F.one_hot(y, len(model.classes)).float(), cfg.mixup_alpha, g)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                logits = model(x)
+            loss = focal_loss(logits, t, cfg.gamma)
+            self.opt.zero_grad(set_to_none=True)
+            if self.amp_dtype == torch.float16:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
+            self.sched.step()
+            b = len(y)
+            tot_loss += float(loss.detach()) * b
+            tot_correct += float((logits.argmax(1) == t.argmax(1)).sum())
+            seen += b
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+        return tot_loss / seen, tot_correct / seen
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict[str, float]]:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        if resume:
+            self.resume()
+            print(f"resuming from {self.last_path} after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
+        val = self.splits.val
+        while self.epoch < cfg.epochs and self.epoch - self.best_epoch < cfg.patience:
+            t0 = time.time()
+            lr = self.opt.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch()
+            val_acc, val_loss = evaluate_accuracy(self.model, val.images, val.labels)
+            self.epoch += 1
+            row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0}
+            self.history.append(row)
+            improved = val_acc > self.best_acc
+            if improved:
+                self.best_acc, self.best_epoch = val_acc, self.epoch
+                save_checkpoint(self.model, self.best_path, epoch=self.epoch, history=self.history,
+                                metrics={"val_acc": val_acc}, **self._meta())
+            self.save_last()
+            self.write_history()
+            msg = (f"epoch {self.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+                   f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['seconds']:.0f}s{'  *best' if improved else ''}")
+            print(msg, flush=True)
+            if self.on_epoch:
+                self.on_epoch(row)
+        if self.epoch - self.best_epoch >= cfg.patience:
+            print(f"early stop: no val improvement for {cfg.patience} epochs (best epoch {self.best_epoch})")
+        self.finish()
+        return self.history
+
+    def write_history(self) -> None:
+        tmp = self.out / ".history.csv.tmp"
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.HISTORY_FIELDS)
+            w.writeheader()
+            w.writerows(self.history)
+        tmp.replace(self.out / "history.csv")
+
+    def finish(self) -> None:
+        """Score the best checkpoint on validation and test, with and without TTA, and store the figures in it."""
+        from emo.model import model_from_checkpoint
+        ck = read_checkpoint(self.best_path)
+        best = model_from_checkpoint(ck).to(self.device).to(memory_format=torch.channels_last).eval()
+        metrics: dict[str, float] = {}
+        for split in ("val", "test"):
+            s = self.splits[split]
+            for tta in (False, True):
+                metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(best, s.images, s.labels, tta)[0]
+        ck["metrics"] = metrics
+        ck["history"] = self.history
+        atomic_save(ck, self.best_path)
+        print("best epoch {}: ".format(ck["epoch"]) + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+def one_cycle_lrs(epochs: int, steps_per_epoch: int, lr: float = 1e-3) -> list[float]:
+    """The learning rate at every step of the One-Cycle schedule that :class:`Trainer` uses."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    out = []
+    for _ in range(epochs * steps_per_epoch):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d, m = TrainConfig(), ModelConfig(input_size=48, downsample="stride")
+    p = argparse.ArgumentParser(prog="python -m emo.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("output_dir", nargs="?", default=str(DEFAULT_OUTPUT), help="where best_model.pt goes (default results/)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak One-Cycle learning rate")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--gamma", type=float, default=d.gamma, help="focal loss gamma (0 = cross-entropy)")
+    p.add_argument("--mixup", type=float, default=d.mixup_alpha, help="MixUp alpha (0 = off)")
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping, epochs without val improvement")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol)
+    p.add_argument("--source", choices=SOURCES, default=d.source, help="auto: FER-2013 if imported, else generated faces")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp)
+    p.add_argument("--limit", type=int, default=0, help="train on a seeded random subset of N faces (quick runs)")
+    p.add_argument("--input-size", type=int, default=m.input_size, help="48 (native, ours) or 128 (reference)")
+    p.add_argument("--widths", type=int, nargs="+", default=list(m.widths))
+    p.add_argument("--downsample", choices=("pool", "stride"), default=m.downsample,
+                   help="pool: the reference's max-pool; stride: strided depthwise conv (faster)")
+    p.add_argument("--reference", action="store_true", help="the reference configuration: 128x128 input, max-pool")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--resume", action="store_true", help="go on from OUTPUT_DIR/last.pt")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    model = ModelConfig() if a.reference else ModelConfig(
+        input_size=a.input_size, widths=tuple(a.widths), strides=(2,) * (len(a.widths) - 1) + (1,),
+        downsample=a.downsample)
+    return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
+                       mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,
+                       amp=a.amp, limit=a.limit, model=model.to_dict())
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    try:
+        cfg = config_from_args(a)
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        trainer = Trainer(cfg, a.output_dir, a.device, progress=not a.no_progress)
+        if a.resume and not trainer.last_path.exists():
+            raise FileNotFoundError(f"--resume: no {trainer.last_path} to resume from; drop --resume to start afresh")
+        out = Path(a.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "train_log.txt", "a") as f:
+            cmd = "python -m emo.train " + " ".join(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))
+            f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {cmd}\n# device {trainer.device}, "
+                    f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
+                    f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
+                    f"# config {json.dumps(asdict(cfg))}\n")
+        trainer.on_epoch = lambda row: open(out / "train_log.txt", "a").write(json.dumps(row) + "\n")
+        print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "
+              f"{len(trainer.train_labels):,} faces) on {trainer.device}; writing {trainer.best_path}")
+        trainer.fit(resume=a.resume)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: resume with `python -m emo.train {a.output_dir} --resume` (same options)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from emo.model import load_model
+from emo.train import TrainConfig, Trainer, autocast_dtype
+from tests.conftest import ROOT, tiny_config
+
+
+def test_run_writes_checkpoint_history_and_log(tiny_run):
+    out, trainer = tiny_run
+    assert {"best_model.pt", "last.pt", "history.csv"} <= {p.name for p in out.iterdir()}
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    m = load_model(out / "best_model.pt")
+    assert m.classes == trainer.splits.classes and m.meta["protocol"] == "standard"
+    assert m.meta["dataset"] == "synthetic"
+    assert set(m.meta["metrics"]) == {"val_acc", "val_acc_tta", "test_acc", "test_acc_tta"}
+    best = max(float(r["val_acc"]) for r in rows)
+    assert m.meta["metrics"]["val_acc"] == pytest.approx(best)
+    assert m.meta["train_config"]["model"]["widths"] == [16, 32, 64, 64, 64]
+
+
+def test_training_learns_the_generated_faces(tmp_path, synthetic_splits):
+    cfg = tiny_config(epochs=12, mixup_alpha=0.0, gamma=0.0, lr=1e-2, batch_size=16)
+    Trainer(cfg, tmp_path, "cpu", splits=synthetic_splits, progress=False).fit()
+    acc = load_model(tmp_path / "best_model.pt").meta["metrics"]["test_acc"]
+    assert acc > 0.6  # chance is 1/7 on the 7 balanced classes
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthetic_splits):
+    cfg = tiny_config(epochs=4)
+    full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False)
+    full.fit()
+
+    def interrupt_after_two(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    first = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False, on_epoch=interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
+    second.fit(resume=True)
+    assert second.epoch == 4
+    for a, b in zip(full.history, second.history):
+        assert a["val_acc"] == pytest.approx(b["val_acc"]) and a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+    for (k, v), w in zip(full.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.allclose(v.float(), w.float(), atol=1e-4), k
+
+
+def test_resume_refuses_other_settings(tmp_path, synthetic_splits):
+    Trainer(tiny_config(epochs=1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit()
+    with pytest.raises(ValueError, match="lr"):
+        Trainer(tiny_config(epochs=1, lr=0.1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit(resume=True)
+    with pytest.raises(ValueError, match="--epochs 1"):
+        Trainer(tiny_config(epochs=5), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit(resume=True)
+
+
+def test_early_stopping(tmp_path, synthetic_splits):
+    t = Trainer(tiny_config(epochs=30, patience=2, lr=1e-7), tmp_path, "cpu", splits=synthetic_splits, progress=False)
+    t.fit()
+    assert t.epoch < 30 and t.epoch - t.best_epoch == 2
+
+
+def test_subset_limit_is_a_random_sample(synthetic_splits, tmp_path):
+    t = Trainer(tiny_config(limit=70), tmp_path, "cpu", splits=synthetic_splits, progress=False)
+    assert len(t.train_labels) == 70 and len(torch.unique(t.train_labels)) == 7
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="epochs=0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="amp='fp8'"):
+        TrainConfig(amp="fp8")
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.float16
+    with pytest.raises(ValueError, match="needs CUDA"):
+        autocast_dtype("fp16", torch.device("cpu"))
+
+
+def test_cli_trains_and_resume_without_last_is_a_clear_error(tmp_path):
+    cmd = [sys.executable, "-m", "emo.train", str(tmp_path), "--source", "synthetic", "--epochs", "1", "--limit", "64",
+           "--widths", "16", "16", "32", "32", "32", "--no-progress"]
+    r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "no " in r.stderr and "last.pt" in r.stderr
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "best_model.pt").exists() and "python -m emo.train" in (tmp_path / "train_log.txt").read_text()
