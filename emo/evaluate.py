@@ -1,0 +1,179 @@
+"""Evaluate a checkpoint: accuracy and macro-F1 with and without flip TTA, report, figures.
+
+    python -m emo.evaluate                      # results/best_model.pt -> results/metrics.json + figures
+    python -m emo.evaluate runs/try1/best_model.pt --out runs/try1
+
+TTA here is deterministic: the mean of the softmax of each face and of its mirror image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import classification_report, f1_score, roc_auc_score
+
+from emo.data import Split, load_dataset, make_splits
+from emo.model import DEFAULT_MODEL, MiniXception, load_model, predict_proba
+
+
+@dataclass
+class Evaluation:
+    """Predictions of one model on one split, and the scores that follow from them."""
+
+    name: str
+    labels: np.ndarray
+    probs: np.ndarray
+    classes: tuple[str, ...]
+    tta: bool
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.preds == self.labels).mean())
+
+    @property
+    def macro_f1(self) -> float:
+        return float(f1_score(self.labels, self.preds, labels=np.arange(len(self.classes)), average="macro",
+                              zero_division=0))
+
+    def auc_per_class(self) -> dict[str, float]:
+        return {c: float(roc_auc_score(self.labels == k, self.probs[:, k]))
+                for k, c in enumerate(self.classes) if 0 < (self.labels == k).sum() < len(self.labels)}
+
+    def report(self) -> str:
+        return classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
+                                     target_names=list(self.classes), digits=4, zero_division=0)
+
+    def summary(self) -> dict[str, Any]:
+        return {"faces": int(len(self.labels)), "accuracy": self.accuracy, "macro_f1": self.macro_f1,
+                "auc": self.auc_per_class(),
+                "report": classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
+                                                target_names=list(self.classes), output_dict=True, zero_division=0)}
+
+
+def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: MiniXception) -> np.ndarray:
+    """Re-index ``split.labels`` (into ``data_classes``) to the model's output order, by name."""
+    if set(data_classes) != set(model.classes):
+        raise ValueError(f"the model predicts {list(model.classes)} but the data is labelled {list(data_classes)}: "
+                         "evaluate on the data the model was trained for")
+    remap = np.array([model.classes.index(c) for c in data_classes])
+    return remap[split.labels]
+
+
+def evaluate_split(model: MiniXception, split: Split, data_classes: tuple[str, ...], tta: bool = False,
+                   name: str = "test", batch_size: int = 512) -> Evaluation:
+    probs = predict_proba(model, split.images, tta=tta, batch_size=batch_size)
+    return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)
+
+
+def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[dict[str, float]] | None) -> list[Path]:
+    """Confusion matrices (counts, normalised), ROC and learning curves as PNG files in ``out``."""
+    import matplotlib.pyplot as plt
+
+    from emo.plots import plot_confusion, plot_history, plot_roc
+
+    written = []
+    figs = {
+        "confusion_matrix.png": plot_confusion(ev_tta.labels, ev_tta.preds, ev.classes,
+                                               title=f"{ev.name}, flip TTA: counts"),
+        "confusion_matrix_normalized.png": plot_confusion(ev_tta.labels, ev_tta.preds, ev.classes, normalize=True,
+                                                          title=f"{ev.name}, flip TTA: recall per class"),
+        "roc.png": plot_roc(ev_tta.labels, ev_tta.probs, ev.classes, title=f"One-vs-rest ROC, {ev.name}, flip TTA"),
+    }
+    if history:
+        figs["learning_curves.png"] = plot_history(history)
+    out.mkdir(parents=True, exist_ok=True)
+    for fname, fig in figs.items():
+        fig.savefig(out / fname, dpi=100)
+        plt.close(fig)
+        written.append(out / fname)
+    return written
+
+
+def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str = "auto",
+        figures: bool = True, batch_size: int = 512) -> dict[str, Any]:
+    """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's)."""
+    model = load_model(model_path)
+    meta = getattr(model, "meta", {})
+    protocol = meta.get("protocol", "standard")
+    ds = load_dataset(source)
+    if meta.get("dataset") and meta["dataset"] != ds.name:
+        print(f"NOTE: this model was trained on {meta['dataset']} but is evaluated on {ds.name}", file=sys.stderr)
+    splits = make_splits(ds, protocol)
+    t0 = time.time()
+    results: dict[str, Any] = {"model": str(model_path), "dataset": ds.name, "protocol": protocol,
+                               "classes": list(model.classes), "input_size": model.input_size}
+    evals = {}
+    for split_name in ("val", "test"):
+        for tta in (False, True):
+            ev = evaluate_split(model, splits[split_name], splits.classes, tta, split_name, batch_size)
+            evals[split_name, tta] = ev
+            results[f"{split_name}{'_tta' if tta else ''}"] = ev.summary()
+    if protocol == "standard" and ds.name == "fer2013":  # like-for-like with the reference: all 7,178 test faces
+        ref = make_splits(ds, "reference")
+        for tta in (False, True):
+            ev = evaluate_split(model, ref.test, ref.classes, tta, "reference test", batch_size)
+            results[f"reference_test{'_tta' if tta else ''}"] = {"faces": int(len(ev.labels)),
+                                                                 "accuracy": ev.accuracy, "macro_f1": ev.macro_f1}
+    results["seconds"] = round(time.time() - t0, 1)
+    if out_dir is not None:
+        out = Path(out_dir)
+        if figures:
+            save_figures(evals["test", False], evals["test", True], out, meta.get("history"))
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".metrics.json.tmp"
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(out / "metrics.json")
+        (out / "classification_report.txt").write_text(
+            f"{Path(model_path).name} on {ds.name} {protocol} test ({len(evals['test', True].labels)} faces), "
+            f"flip TTA\n\n{evals['test', True].report()}")
+    results["_evals"] = evals
+    return results
+
+
+def format_results(r: dict[str, Any]) -> str:
+    rows = [("validation", "val"), ("test", "test"), ("reference-protocol test", "reference_test")]
+    split_names = {"standard": ("PublicTest", "PrivateTest"), "reference": ("20% of Training", "all test faces")}
+    names = split_names.get(r["protocol"], ("val", "test"))
+    lines = [f"{r['model']}: {r['dataset']}, {r['protocol']} protocol, {r['input_size']}x{r['input_size']} input",
+             f"{'split':38s} {'faces':>6s} {'acc':>8s} {'acc TTA':>8s} {'F1':>8s} {'F1 TTA':>8s}"]
+    for label, key in rows:
+        if key not in r:
+            continue
+        detail = {"val": names[0], "test": names[1], "reference_test": "all 7,178 test faces"}[key]
+        a, b = r[key], r[key + "_tta"]
+        lines.append(f"{label + ' (' + detail + ')':38s} {a['faces']:6d} {a['accuracy']:8.2%} {b['accuracy']:8.2%} "
+                     f"{a['macro_f1']:8.4f} {b['macro_f1']:8.4f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emo.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="default results/best_model.pt")
+    p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder)")
+    p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
+    p.add_argument("--no-figures", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        r = run(a.model_path, a.out or Path(a.model_path).parent, a.source, not a.no_figures)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_results(r))
+    print(f"\nper-class report, test with flip TTA:\n{r['_evals']['test', True].report()}")
+    print(f"wrote metrics.json and figures to {a.out or Path(a.model_path).parent} ({r['seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

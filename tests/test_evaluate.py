@@ -1,0 +1,41 @@
+import json
+
+import numpy as np
+import pytest
+
+from emo.data import Split
+from emo.evaluate import evaluate_split, labels_in_model_order, run
+from emo.model import build_model, load_model
+
+
+def test_run_writes_metrics_and_figures(tiny_model_path, tmp_path):
+    r = run(tiny_model_path, tmp_path, source="synthetic")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("val", "val_tta", "test", "test_tta"):
+        assert 0 <= saved[key]["accuracy"] <= 1 and saved[key]["faces"] == 63
+    assert saved["classes"] == list(load_model(tiny_model_path).classes)
+    ev = r["_evals"]["test", False]
+    assert saved["test"]["accuracy"] == pytest.approx(float((ev.probs.argmax(1) == ev.labels).mean()))
+    for f in ("confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "learning_curves.png"):
+        assert (tmp_path / f).stat().st_size > 5000
+    assert "macro avg" in (tmp_path / "classification_report.txt").read_text()
+    # the checkpoint's own scores (written at the end of training) agree with the evaluation command
+    meta = load_model(tiny_model_path).meta["metrics"]
+    assert saved["test"]["accuracy"] == pytest.approx(meta["test_acc"])
+    assert saved["test_tta"]["accuracy"] == pytest.approx(meta["test_acc_tta"])
+
+
+def test_labels_are_matched_to_the_model_by_name():
+    data_classes = ("a", "b", "c")
+    model = build_model(input_size=48, widths=(8, 8, 8, 8, 8), num_classes=3, classes=("c", "a", "b"))
+    split = Split(np.zeros((3, 48, 48), np.uint8), np.array([0, 1, 2]))
+    assert list(labels_in_model_order(split, data_classes, model)) == [1, 2, 0]
+    with pytest.raises(ValueError, match="predicts"):
+        labels_in_model_order(split, ("a", "b", "x"), model)
+
+
+def test_tta_evaluation_is_deterministic(tiny_model_path, synthetic_splits):
+    m = load_model(tiny_model_path)
+    a = evaluate_split(m, synthetic_splits.test, synthetic_splits.classes, tta=True)
+    b = evaluate_split(m, synthetic_splits.test, synthetic_splits.classes, tta=True)
+    assert np.array_equal(a.probs, b.probs)
