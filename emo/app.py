@@ -1,0 +1,138 @@
+"""PyQt5 desktop demo: webcam (or a video file / image), faces boxed with their emotion.
+
+    python -m emo.app                                  # results/best_model.pt, camera 0
+    python -m emo.app path/to/best_model.pt --source clip.mp4
+    python -m emo.app --source photo.jpg --device cuda
+
+Frames are pulled by a QTimer on the GUI thread: capture, detection and classification of one
+640x480 frame take a few milliseconds, well under the frame interval. Closing the window releases
+the camera; a video that ends stops the timer and says so in the status bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
+from emo.model import DEFAULT_MODEL, MiniXception, load_model
+
+try:
+    from PyQt5.QtCore import Qt, QTimer
+    from PyQt5.QtGui import QImage, QPixmap
+    from PyQt5.QtWidgets import QApplication, QLabel, QMainWindow
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise ImportError("the desktop demo needs PyQt5: pip install PyQt5") from e
+
+
+def to_qimage(frame: np.ndarray) -> QImage:
+    """BGR uint8 frame -> QImage (a deep copy, so the array may be freed)."""
+    rgb = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    h, w, _ = rgb.shape
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+
+
+class EmoWindow(QMainWindow):
+    """A 640x480 preview of annotated frames with the frame rate in the status bar."""
+
+    def __init__(self, pipeline: EmotionPipeline, source: FrameSource | None, message: str | None = None,
+                 interval_ms: int = 0) -> None:
+        super().__init__()
+        self.pipeline, self.source = pipeline, source
+        self.fps = FpsMeter()
+        self.frames = 0
+        self.last_frame: np.ndarray | None = None
+        self.last_faces: list = []
+        self.setWindowTitle("Mini-Xception-Emo")
+        self.view = QLabel(alignment=Qt.AlignCenter)
+        self.view.setMinimumSize(640, 480)
+        self.view.setStyleSheet("background: #202020; color: #f0f0f0; font-size: 16px;")
+        self.setCentralWidget(self.view)
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.step)
+        if source is None:
+            self.show_message(message or "no video source")
+        else:
+            # a still image needs no refresh beyond the first frame; video and camera run as fast as they come
+            self.timer.start(interval_ms if source.kind != "image" else 200)
+
+    def show_message(self, text: str) -> None:
+        self.view.setText(text)
+        self.statusBar().showMessage(text)
+
+    def step(self) -> bool:
+        """Read, annotate and show one frame; False (and the timer stopped) when the source has ended."""
+        if self.source is None:
+            return False
+        frame = self.source.read()
+        if frame is None:
+            self.timer.stop()
+            self.source.release()
+            self.statusBar().showMessage(f"end of video after {self.frames} frames")
+            return False
+        annotated, faces = self.pipeline(frame)
+        self.frames += 1
+        self.last_frame, self.last_faces = annotated, faces
+        self.view.setPixmap(QPixmap.fromImage(to_qimage(annotated)))
+        labels = ", ".join(f"{f.label} {f.confidence:.0%}" for f in faces) or "no face"
+        self.statusBar().showMessage(f"{self.fps.tick():5.1f} FPS | {len(faces)} face(s): {labels}")
+        return True
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.timer.stop()
+        if self.source is not None:
+            self.source.release()
+        super().closeEvent(event)
+
+
+def build_window(model: MiniXception | str | Path = DEFAULT_MODEL, source: str = "0", device: str = "cpu",
+                 smoothing: float = 0.5) -> EmoWindow:
+    """Load the model (or take a loaded one) and open the source; a missing camera gives a window with the message."""
+    if not isinstance(model, MiniXception):
+        model = load_model(model, device)
+    pipeline = EmotionPipeline(model, smoothing=smoothing)
+    try:
+        src: FrameSource | None = FrameSource(source)
+        msg = None
+    except SourceError as e:
+        src, msg = None, str(e)
+        print(f"error: {e}", file=sys.stderr)
+    return EmoWindow(pipeline, src, msg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emo.app", description=__doc__.split("\n\n")[0])
+    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="default results/best_model.pt")
+    p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
+    p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
+    a = p.parse_args(argv)
+    try:
+        model = load_model(a.model_path, a.device)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    win = build_window(model, a.source, a.device, a.smoothing)
+    win.show()
+    if a.frames:
+        def stop_when_done() -> None:
+            if win.frames >= a.frames or not win.timer.isActive():
+                app.quit()
+        guard = QTimer()
+        guard.timeout.connect(stop_when_done)
+        guard.start(20)
+    code = app.exec_()
+    if win.source is not None:
+        win.source.release()
+    print(f"{win.frames} frames shown, {win.fps.fps:.1f} FPS at the end")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""ipywidgets demo for JupyterLab: camera, video file or uploaded photo, start and stop.
+
+    from emo.demo import WidgetDemo
+    WidgetDemo(load_model()).widget          # show it in a notebook cell
+
+A kernel-side thread reads frames, runs :class:`emo.faces.EmotionPipeline` and pushes JPEG bytes
+into an ``ipywidgets.Image``: this works in JupyterLab 4 with no browser extension (never
+``cv2.imshow`` in a notebook; ``ipywebrtc`` is unmaintained and broken on JupyterLab 4).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import ipywidgets as W
+import numpy as np
+
+from emo.faces import EmotionPipeline, Face, FpsMeter, FrameSource, SourceError
+from emo.model import MiniXception
+
+
+def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
+    ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("could not encode the frame as JPEG")
+    return buf.tobytes()
+
+
+def probabilities_html(faces: list[Face]) -> str:
+    if not faces:
+        return "<i>no face found</i>"
+    rows = []
+    for i, f in enumerate(faces):
+        cells = "".join(
+            f"<tr><td>{c}</td><td><div style='background:#f0a000;height:10px;width:{100 * float(p):.0f}px'></div>"
+            f"</td><td>{float(p):.1%}</td></tr>" for c, p in zip(f.classes, f.probs))
+        rows.append(f"<b>face {i + 1}: {f.label}</b><table>{cells}</table>")
+    return "".join(rows)
+
+
+class WidgetDemo:
+    """The notebook demo. ``start()`` / ``stop()`` also work from code (that is how the tests drive it)."""
+
+    def __init__(self, model: MiniXception, source: int | str = 0, smoothing: float = 0.5,
+                 max_fps: float = 30.0) -> None:
+        self.pipeline = EmotionPipeline(model, smoothing=smoothing)
+        self.max_fps = max_fps
+        self.frames = 0
+        self.faces: list[Face] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.fps = FpsMeter()
+        self.image = W.Image(format="jpeg", width=640)
+        self.source = W.Text(value=str(source), description="source",
+                             placeholder="camera index (0) or a video / image path")
+        self.upload = W.FileUpload(accept="image/*", multiple=False, description="photo")
+        self.start_button = W.Button(description="start", icon="play", button_style="success")
+        self.stop_button = W.Button(description="stop", icon="stop", button_style="danger", disabled=True)
+        self.status = W.Label("stopped")
+        self.probs = W.HTML()
+        self.start_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.upload.observe(self._on_upload, names="value")
+        self.widget = W.VBox([
+            W.HBox([self.source, self.start_button, self.stop_button, self.upload]),
+            W.HBox([self.image, self.probs]), self.status,
+        ])
+
+    # -- still images ---------------------------------------------------------------------------
+    def show_image(self, image: np.ndarray | bytes) -> list[Face]:
+        """Annotate one photo (BGR array or encoded bytes) and show it."""
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = cv2.imdecode(np.frombuffer(bytes(image), np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                self.status.value = "that file is not an image that OpenCV can read"
+                return []
+        self.pipeline.reset()
+        annotated, faces = self.pipeline(image)
+        self._show(annotated, faces)
+        self.status.value = f"photo: {len(faces)} face(s)"
+        return faces
+
+    def _on_upload(self, change: dict) -> None:
+        value = change["new"]
+        if value:
+            item = value[0] if isinstance(value, (list, tuple)) else next(iter(value.values()))
+            self.show_image(item["content"])
+
+    def _show(self, annotated: np.ndarray, faces: list[Face]) -> None:
+        self.image.value = encode_jpeg(annotated)
+        self.faces = faces
+        self.probs.value = probabilities_html(faces)
+
+    # -- live video -------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, source: int | str | Path | None = None) -> bool:
+        """Open the source and start the capture thread; False (and a message) if it cannot be opened."""
+        self.stop()
+        src = self.source.value if source is None else str(source)
+        try:
+            frames = FrameSource(src)
+        except SourceError as e:
+            self.status.value = str(e)
+            return False
+        self.pipeline.reset()
+        self._stop.clear()
+        self.start_button.disabled, self.stop_button.disabled = True, False
+        self._thread = threading.Thread(target=self._run, args=(frames,), daemon=True)
+        self._thread.start()
+        return True
+
+    def _run(self, frames: FrameSource) -> None:
+        period = 1.0 / self.max_fps if self.max_fps else 0.0
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = frames.read()
+                if frame is None:
+                    self.status.value = f"end of video after {self.frames} frames"
+                    break
+                annotated, faces = self.pipeline(frame)
+                self._show(annotated, faces)
+                self.frames += 1
+                self.status.value = f"{self.fps.tick():.1f} FPS, {len(faces)} face(s)"
+                if frames.kind == "image":
+                    break
+                time.sleep(max(0.0, period - (time.perf_counter() - t0)))
+        finally:
+            frames.release()
+            self.start_button.disabled, self.stop_button.disabled = False, True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        if not self.status.value.startswith("end of video"):
+            self.status.value = "stopped"
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until the source ends (a video or image) or ``timeout`` seconds pass."""
+        if self._thread is not None:
+            self._thread.join(timeout)

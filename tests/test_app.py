@@ -1,0 +1,59 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt5")
+from PyQt5.QtWidgets import QApplication  # noqa: E402
+
+from emo.app import build_window  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def qapp():
+    return QApplication.instance() or QApplication([])
+
+
+def test_window_annotates_video_frames_then_stops(qapp, tiny_model_path, face_video):
+    win = build_window(tiny_model_path, str(face_video))
+    win.timer.stop()  # drive it frame by frame
+    shown = 0
+    while win.step():
+        shown += 1
+        assert win.last_frame.shape == (480, 640, 3)
+        assert len(win.last_faces) == 1 and win.last_faces[0].label in win.pipeline.model.classes
+        assert not win.view.pixmap().isNull() and win.view.pixmap().width() == 640
+    assert shown == 12 and win.frames == 12
+    assert "end of video after 12 frames" in win.statusBar().currentMessage()
+    assert win.source.cap is None  # released
+    win.close()
+
+
+def test_missing_camera_shows_a_message(qapp, tiny_model_path):
+    win = build_window(tiny_model_path, "9")
+    assert win.source is None and "no camera 9" in win.view.text() and not win.step()
+    win.close()
+
+
+def test_close_releases_the_source(qapp, tiny_model_path, face_video):
+    win = build_window(tiny_model_path, str(face_video))
+    assert win.source.cap is not None
+    win.show()
+    win.close()
+    assert win.source.cap is None and not win.timer.isActive()
+
+
+def test_cli_runs_offscreen_on_a_video(tiny_model_path, face_video):
+    r = subprocess.run([sys.executable, "-m", "emo.app", str(tiny_model_path), "--source", str(face_video),
+                        "--frames", "5"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 0, r.stderr
+    assert "frames shown" in r.stdout
+
+
+def test_cli_missing_model_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "emo.app", str(tmp_path / "none.pt")], capture_output=True, text=True,
+                       cwd=ROOT, timeout=60, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 2 and r.stderr.strip().startswith("error: no model at") and "\n" not in r.stderr.strip()

@@ -1,0 +1,35 @@
+import cv2
+
+from emo.demo import WidgetDemo, probabilities_html
+from emo.faces import sample_photo
+from emo.model import load_model
+
+
+def test_widget_demo_plays_a_video_to_the_end(tiny_model_path, face_video):
+    demo = WidgetDemo(load_model(tiny_model_path), source=str(face_video), max_fps=0)
+    assert demo.start()
+    demo.wait(60)
+    assert not demo.running and demo.frames == 12
+    assert demo.image.value[:2] == b"\xff\xd8"  # a JPEG frame was pushed to the widget
+    assert demo.status.value == "end of video after 12 frames"
+    assert "face 1:" in demo.probs.value and not demo.start_button.disabled
+
+
+def test_stop_button_stops_the_thread(tiny_model_path, tmp_path):
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), sample_photo())
+    demo = WidgetDemo(load_model(tiny_model_path), source=str(path))
+    demo.start_button.click()
+    demo.wait(30)
+    assert demo.frames == 1
+    demo.stop_button.click()
+    assert not demo.running and demo.status.value == "stopped"
+
+
+def test_uploaded_photo_and_bad_input(tiny_model_path):
+    demo = WidgetDemo(load_model(tiny_model_path))
+    faces = demo.show_image(cv2.imencode(".jpg", sample_photo())[1].tobytes())
+    assert len(faces) == 1 and demo.status.value == "photo: 1 face(s)"
+    assert demo.show_image(b"not an image") == [] and "not an image" in demo.status.value
+    assert not demo.start("/no/such/video.mp4") and "does not exist" in demo.status.value
+    assert probabilities_html([]) == "<i>no face found</i>"

@@ -1,0 +1,92 @@
+import cv2
+import numpy as np
+import pytest
+
+from emo.faces import (EmotionPipeline, FpsMeter, FrameSource, HaarDetector, SourceError, YuNetDetector, crop_faces,
+                       sample_photo)
+from emo.model import load_model
+from tests.conftest import SHIPPED_MODEL
+
+# Where the one face of scikit-image's astronaut photo is (x, y, w, h), by eye.
+ASTRONAUT_FACE = (175, 65, 95, 95)
+
+
+def _iou(a, b):
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+
+def test_haar_finds_the_one_real_face():
+    boxes = HaarDetector()(cv2.cvtColor(sample_photo(), cv2.COLOR_BGR2GRAY))
+    assert len(boxes) == 1 and _iou(boxes[0], ASTRONAUT_FACE) > 0.7
+
+
+def test_no_face_in_a_blank_frame():
+    assert len(HaarDetector()(np.full((480, 640), 128, np.uint8))) == 0
+
+
+def test_crop_faces_pads_at_the_border():
+    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
+    crops = crop_faces(gray, np.array([[0, 0, 40, 40], [30, 30, 20, 20]]), 48, margin=0.25)
+    assert crops.shape == (2, 48, 48) and crops.dtype == np.uint8
+
+
+def test_pipeline_annotates_every_face(tiny_model_path):
+    pipe = EmotionPipeline(load_model(tiny_model_path))
+    img = sample_photo()
+    annotated, faces = pipe(img)
+    assert len(faces) == 1
+    f = faces[0]
+    assert f.label in pipe.model.classes and np.isclose(f.probs.sum(), 1, atol=1e-4)
+    x, y, w, h = f.box
+    assert annotated.shape == img.shape and not np.array_equal(annotated, img)
+    assert (annotated[y, x + w // 2] == (0, 220, 0)).all()  # the green box is drawn on the face
+
+
+def test_temporal_smoothing_blends_with_the_previous_frame(tiny_model_path):
+    m = load_model(tiny_model_path)
+    img = sample_photo()
+    raw = EmotionPipeline(m, smoothing=0.0).detect(img)[0].probs
+    pipe = EmotionPipeline(m, smoothing=0.5)
+    pipe._previous = []
+    first = pipe.detect(img)[0]
+    first.probs = np.eye(7, dtype=np.float32)[0]  # pretend the last frame was sure of class 0
+    second = pipe.detect(img)[0].probs
+    assert np.allclose(second, 0.5 * first.probs + 0.5 * raw, atol=1e-5)
+    with pytest.raises(ValueError, match="smoothing=1"):
+        EmotionPipeline(m, smoothing=1)
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.exists(), reason="no shipped model in results/")
+def test_shipped_model_sees_the_astronaut_smile():
+    _, faces = EmotionPipeline(load_model(SHIPPED_MODEL))(sample_photo())
+    assert [f.label for f in faces] == ["happy"]
+
+
+def test_frame_sources(face_video, tmp_path):
+    with FrameSource(face_video) as src:
+        frames = list(src)
+    assert src.kind == "video" and len(frames) == 12 and frames[0].shape == (480, 640, 3)
+    cv2.imwrite(str(tmp_path / "a.png"), sample_photo())
+    img = FrameSource(tmp_path / "a.png")
+    assert img.kind == "image" and img.read().shape == (512, 512, 3) and img.read() is not None  # never ends
+    with pytest.raises(SourceError, match="does not exist"):
+        FrameSource(tmp_path / "nope.mp4")
+    (tmp_path / "bad.mp4").write_bytes(b"junk")
+    with pytest.raises(SourceError, match="not a readable video"):
+        FrameSource(tmp_path / "bad.mp4")
+    with pytest.raises(SourceError, match="no camera 7"):
+        FrameSource(7)
+
+
+def test_yunet_needs_its_model_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="YuNet"):
+        YuNetDetector(tmp_path / "missing.onnx")
+
+
+def test_fps_meter():
+    m = FpsMeter()
+    assert m.fps == 0.0
+    m.times = [0.0, 0.5, 1.0]
+    assert m.fps == pytest.approx(2.0)
