@@ -1,0 +1,251 @@
+"""Benchmark the reference configuration (128x128, max-pool) against the shipped one, in one run.
+
+    python -m emo.bench                    # table on stdout and results/benchmarks.md
+    python -m emo.bench --quick            # a tiny setting (what the tests run)
+
+Measures parameters and FLOPs per face, batch-1 latency (median after warm-up), large-batch
+throughput, training throughput with the full recipe (augmentation, MixUp, focal loss, AdamW) and
+the projected epoch time, the time to evaluate the test split with and without flip TTA, and the
+demo's end-to-end frames per second. Ratios (reference / ours) stay stable on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
+
+from emo.data import FER2013_CLASSES, augment, load_splits, mixup
+from emo.losses import focal_loss
+from emo.model import DEFAULT_MODEL, MiniXception, ModelConfig, build_model, count_parameters, load_model, predict_proba
+
+TRAIN_FACES = 28709  # FER-2013 Training
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def count_flops(module: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Forward FLOPs (a multiply-add counts 2) of ``module`` on one zero input of ``input_shape``."""
+    was_training = module.training
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        module.eval()(torch.zeros(input_shape))
+    module.train(was_training)
+    return int(fc.get_total_flops())
+
+
+def flops_per_face(model: MiniXception) -> int:
+    return count_flops(model, (1, model.config.in_channels, model.input_size, model.input_size))
+
+
+def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+@torch.inference_mode()
+def latency_ms(model: MiniXception, repeat: int, channels_last: bool = True, dtype: torch.dtype | None = None) -> float:
+    """Median batch-1 forward time in ms."""
+    x = torch.randn(1, 1, model.input_size, model.input_size)
+    m = model.eval()
+    if channels_last:
+        x, m = x.contiguous(memory_format=torch.channels_last), m.to(memory_format=torch.channels_last)
+    else:
+        m = m.to(memory_format=torch.contiguous_format)
+
+    def run() -> None:
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            m(x)
+    t = statistics.median(timed(run, repeat, warmup=10)) * 1e3
+    m.to(memory_format=torch.channels_last)
+    return t
+
+
+@torch.inference_mode()
+def throughput(model: MiniXception, batch: int, repeat: int) -> float:
+    x = torch.randn(batch, 1, model.input_size, model.input_size).contiguous(memory_format=torch.channels_last)
+    return batch / statistics.median(timed(lambda: model.eval()(x), repeat, warmup=1))
+
+
+def train_throughput(cfg: ModelConfig, batch: int, steps: int) -> float:
+    """Images per second of full training steps: augmentation, MixUp, focal loss, backward, AdamW."""
+    torch.manual_seed(0)
+    model = build_model(cfg, classes=FER2013_CLASSES).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
+    faces = torch.randint(0, 256, (batch, 48, 48), dtype=torch.uint8)
+    y = torch.randint(0, 7, (batch,))
+    g = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        x = augment(faces.float().div(255).unsqueeze(1), cfg.input_size, g).sub_(0.5).div_(0.25)
+        x, t = mixup(x, F.one_hot(y, 7).float(), 0.2, g)
+        loss = focal_loss(model(x.contiguous(memory_format=torch.channels_last)), t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return batch / statistics.median(timed(step, steps, warmup=1))
+
+
+def eval_seconds(model: MiniXception, faces: np.ndarray, tta: bool) -> float:
+    t = time.perf_counter()
+    predict_proba(model, faces, tta=tta)
+    return time.perf_counter() - t
+
+
+def demo_fps(model: MiniXception, frames: int) -> float:
+    """End to end on 640x480 frames with one face: Haar detection, crop, classification, drawing."""
+    from emo.faces import EmotionPipeline, FrameSource, sample_photo, write_test_video
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = write_test_video(Path(d) / "face.avi", sample_photo(), frames=frames + 5)
+        pipe = EmotionPipeline(model)
+        with FrameSource(path) as src:
+            all_frames = list(src)
+        for f in all_frames[:5]:
+            pipe(f)
+        t = time.perf_counter()
+        n_faces = sum(len(pipe(f)[1]) for f in all_frames[5:])
+        dt = time.perf_counter() - t
+    if n_faces == 0:
+        raise RuntimeError("the demo benchmark found no face in its test video")
+    return (len(all_frames) - 5) / dt
+
+
+@dataclass
+class Row:
+    name: str
+    reference: float
+    ours: float
+    unit: str
+    better: str = "lower"  # which way is better
+
+    @property
+    def ratio(self) -> float:
+        """How many times better ours is (reference / ours for costs, ours / reference for rates)."""
+        return self.reference / self.ours if self.better == "lower" else self.ours / self.reference
+
+
+def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: int = 0) -> tuple[list[Row], dict]:
+    if threads:
+        torch.set_num_threads(threads)
+    ref_cfg = ModelConfig()
+    if Path(model_path).exists():
+        ours = load_model(model_path)
+        ours_name = str(model_path)
+    else:
+        print(f"NOTE: no model at {model_path}: benchmarking an untrained model of the shipped configuration",
+              file=sys.stderr)
+        ours = build_model(input_size=48, downsample="stride", classes=FER2013_CLASSES).eval()
+        ours_name = "untrained shipped configuration"
+    ref = build_model(ref_cfg, classes=tuple(ours.classes)).to(memory_format=torch.channels_last).eval()
+    ref.normalize = ours.normalize
+    n_lat, n_train, big = (5, 2, 16) if quick else (200, 8, 256)
+    splits = load_splits(quiet=True)
+    test = splits.test.images if not quick else splits.test.images[:64]
+    rows: list[Row] = []
+    steps = [
+        ("parameters", lambda m, c: count_parameters(m), "", "lower"),
+        ("forward FLOPs per face", lambda m, c: flops_per_face(m) / 1e6, "MFLOP", "lower"),
+        ("latency per face, batch 1 (median)", lambda m, c: latency_ms(m, n_lat), "ms", "lower"),
+        (f"throughput, batch {big}", lambda m, c: throughput(m, big, 3), "faces/s", "higher"),
+        ("training throughput (full recipe, batch 64)", lambda m, c: train_throughput(c, 64 if not quick else 8, n_train),
+         "img/s", "higher"),
+        (f"evaluate test split ({len(test)} faces)", lambda m, c: eval_seconds(m, test, False), "s", "lower"),
+        (f"evaluate test split with flip TTA", lambda m, c: eval_seconds(m, test, True), "s", "lower"),
+        ("demo end to end, 640x480, one face", lambda m, c: demo_fps(m, 10 if quick else 100), "FPS", "higher"),
+    ]
+    for name, fn, unit, better in tqdm(steps, desc="benchmark", unit="measure"):
+        r, o = fn(ref, ref_cfg), fn(ours, ours.config)
+        rows.append(Row(name, float(r), float(o), unit, better))
+    tr = next(r for r in rows if r.name.startswith("training"))
+    rows.append(Row("projected time per epoch (28,709 faces)", TRAIN_FACES / tr.reference / 60,
+                    TRAIN_FACES / tr.ours / 60, "min", "lower"))
+    info = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "ours": ours_name, "ours_config": f"{ours.input_size}x{ours.input_size}, {ours.config.downsample}",
+            "dataset": splits.dataset, "quick": quick}
+    return rows, info
+
+
+def explore(model: MiniXception, repeat: int = 200) -> list[tuple[str, float]]:
+    """Batch-1 latency of the shipped model under the CPU settings worth trying."""
+    out = [("channels_last, fp32", latency_ms(model, repeat)),
+           ("contiguous (NCHW), fp32", latency_ms(model, repeat, channels_last=False)),
+           ("channels_last, bf16 autocast", latency_ms(model, repeat, dtype=torch.bfloat16))]
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out.append(("channels_last, fp32, 1 thread", latency_ms(model, repeat)))
+    torch.set_num_threads(n)
+    try:
+        compiled = torch.compile(model)
+        x = torch.randn(1, 1, model.input_size, model.input_size).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            t = statistics.median(timed(lambda: compiled(x), repeat, warmup=5)) * 1e3
+        out.append(("torch.compile, channels_last, fp32", t))
+    except Exception as e:  # the inductor needs a C++ compiler; report rather than fail
+        out.append((f"torch.compile failed ({type(e).__name__})", float("nan")))
+    return out
+
+
+def format_markdown(rows: list[Row], info: dict, variants: list[tuple[str, float]] | None = None) -> str:
+    lines = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} PyTorch threads, torch {info['torch']}.",
+             f"Reference: 128x128 input, max-pool downsampling (untrained weights; speed does not depend on them). "
+             f"Ours: {info['ours']} ({info['ours_config']}). Data: {info['dataset']}.", "",
+             "| measure | reference | ours | ours better by |", "|---|---:|---:|---:|"]
+    for r in rows:
+        fmt = (lambda v: f"{v:,.0f}") if r.unit in ("", "faces/s", "img/s") or r.reference > 100 else (lambda v: f"{v:.2f}")
+        lines.append(f"| {r.name} | {fmt(r.reference)} {r.unit} | {fmt(r.ours)} {r.unit} | {r.ratio:.1f}x |")
+    if variants:
+        lines += ["", "Batch-1 latency of the shipped model under other CPU settings:", "",
+                  "| setting | ms per face |", "|---|---:|"]
+        lines += [f"| {name} | {ms:.2f} |" for name, ms in variants]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emo.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL))
+    p.add_argument("--quick", action="store_true", help="a tiny setting, for tests")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--explore", action="store_true", help="also time channels_last / bf16 / threads / torch.compile")
+    p.add_argument("--out", default=None, help="write the table here (default results/benchmarks.md, not with --quick)")
+    a = p.parse_args(argv)
+    rows, info = run(a.model_path, a.quick, a.threads)
+    variants = explore(load_model(a.model_path) if Path(a.model_path).exists() else
+                       build_model(input_size=48, downsample="stride").eval(), 5 if a.quick else 200) if a.explore else None
+    md = format_markdown(rows, info, variants)
+    print(md)
+    out = a.out or (None if a.quick else str(DEFAULT_MODEL.parent / "benchmarks.md"))
+    if out:
+        Path(out).write_text("# Benchmarks\n\nWritten by `python -m emo.bench" + (" --explore" if a.explore else "") +
+                             "`.\n\n" + md)
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+from emo.bench import format_markdown, run
+
+
+def test_quick_benchmark_runs_and_compares(tiny_model_path):
+    rows, info = run(tiny_model_path, quick=True)
+    names = [r.name for r in rows]
+    assert names[0] == "parameters" and names[-1].startswith("projected time per epoch")
+    params = rows[0]
+    assert params.reference == 2_152_775 and params.ours < params.reference
+    flops = rows[1]
+    assert flops.ratio > 5  # 128x128 max-pool against a tiny 48x48 model
+    assert all(r.reference > 0 and r.ours > 0 for r in rows)
+    md = format_markdown(rows, info)
+    assert "| parameters | 2,152,775" in md and info["cpu"] in md
