@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
-from emo.data import Split, load_dataset, make_splits
+from emo.data import PROJECT_ROOT, Split, load_dataset, make_splits
 from emo.model import DEFAULT_MODEL, MiniXception, load_model, predict_proba
 
 
@@ -101,14 +101,23 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
 
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str = "auto",
-        figures: bool = True, batch_size: int = 512) -> dict[str, Any]:
-    """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's)."""
+        figures: bool = True, batch_size: int = 512, default_out: bool = False) -> dict[str, Any]:
+    """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
+
+    Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
+    ``default_out`` they go beside the model, unless the data is not what the model was trained on
+    (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay intact.
+    """
     model = load_model(model_path)
     meta = getattr(model, "meta", {})
     protocol = meta.get("protocol", "standard")
     ds = load_dataset(source)
-    if meta.get("dataset") and meta["dataset"] != ds.name:
-        print(f"NOTE: this model was trained on {meta['dataset']} but is evaluated on {ds.name}", file=sys.stderr)
+    mismatch = bool(meta.get("dataset")) and meta["dataset"] != ds.name
+    if default_out:
+        out_dir = PROJECT_ROOT / "runs" / "evaluate" if mismatch else Path(model_path).parent
+    if mismatch:
+        print(f"NOTE: this model was trained on {meta['dataset']} but is evaluated on {ds.name}: "
+              f"the figures below say nothing about its accuracy", file=sys.stderr)
     splits = make_splits(ds, protocol)
     t0 = time.time()
     results: dict[str, Any] = {"model": str(model_path), "dataset": ds.name, "protocol": protocol,
@@ -137,6 +146,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         (out / "classification_report.txt").write_text(
             f"{Path(model_path).name} on {ds.name} {protocol} test ({len(evals['test', True].labels)} faces), "
             f"flip TTA\n\n{evals['test', True].report()}")
+        results["out_dir"] = str(out)
     results["_evals"] = evals
     return results
 
@@ -160,18 +170,19 @@ def format_results(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="default results/best_model.pt")
-    p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder)")
+    p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder; runs/evaluate/ "
+                   "when the data is not what the model was trained on)")
     p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
     p.add_argument("--no-figures", action="store_true")
     a = p.parse_args(argv)
     try:
-        r = run(a.model_path, a.out or Path(a.model_path).parent, a.source, not a.no_figures)
+        r = run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_results(r))
     print(f"\nper-class report, test with flip TTA:\n{r['_evals']['test', True].report()}")
-    print(f"wrote metrics.json and figures to {a.out or Path(a.model_path).parent} ({r['seconds']} s)")
+    print(f"wrote metrics.json and figures to {r['out_dir']} ({r['seconds']} s)")
     return 0
 
 

@@ -326,7 +326,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
                     f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
                     f"# config {json.dumps(asdict(cfg))}\n")
-        trainer.on_epoch = lambda row: open(out / "train_log.txt", "a").write(json.dumps(row) + "\n")
+
+        def log_epoch(row: dict[str, float]) -> None:
+            with open(out / "train_log.txt", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        trainer.on_epoch = log_epoch
         print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "
               f"{len(trainer.train_labels):,} faces) on {trainer.device}; writing {trainer.best_path}")
         trainer.fit(resume=a.resume)

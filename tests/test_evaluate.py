@@ -39,3 +39,25 @@ def test_tta_evaluation_is_deterministic(tiny_model_path, synthetic_splits):
     a = evaluate_split(m, synthetic_splits.test, synthetic_splits.classes, tta=True)
     b = evaluate_split(m, synthetic_splits.test, synthetic_splits.classes, tta=True)
     assert np.array_equal(a.probs, b.probs)
+
+
+def test_cli_on_other_data_keeps_the_models_folder_intact(tiny_model_path, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    model = tmp_path / "m" / "best_model.pt"
+    model.parent.mkdir()
+    shutil.copy(tiny_model_path, model)
+    # a model that says it was trained on FER-2013, evaluated where only generated faces exist
+    import torch
+    ck = torch.load(model, weights_only=True)
+    ck["dataset"] = "fer2013"
+    torch.save(ck, model)
+    r = subprocess.run([sys.executable, "-m", "emo.evaluate", str(model), "--source", "synthetic", "--no-figures"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "trained on fer2013 but is evaluated on synthetic" in r.stderr
+    assert not (model.parent / "metrics.json").exists()
+    assert "runs/evaluate" in r.stdout
