@@ -6,6 +6,7 @@ One-Cycle LR, mixed precision where it helps, early stopping on validation accur
     python -m emo.train                       # -> results/best_model.pt, history.csv, train_log.txt
     python -m emo.train runs/try1 --epochs 5  # another output folder
     python -m emo.train --resume              # go on from results/last.pt after an interruption
+                                              # (or from best_model.pt where last.pt was lost)
 
 ``best_model.pt`` is replaced atomically, only when validation accuracy improves; ``last.pt`` holds
 everything needed to resume (weights, optimiser, scheduler, history, random state).
@@ -20,6 +21,7 @@ import math
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -121,6 +123,7 @@ class Trainer:
                                                          steps_per_epoch=self.steps_per_epoch)
         self.history: list[dict[str, float]] = []
         self.best_acc, self.best_epoch, self.epoch = -1.0, 0, 0
+        self.resume_note = ""  # set when a run goes on from best_model.pt because last.pt was lost
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -142,17 +145,15 @@ class Trainer:
                      "torch_rng": torch.get_rng_state()}, self.last_path)
 
     def resume(self) -> None:
-        """Restore the run from ``last.pt`` (refusing one trained with another recipe)."""
+        """Restore the run from ``last.pt`` (refusing one trained with another recipe).
+
+        Where ``last.pt`` was lost but ``best_model.pt`` is there, go on from the best epoch instead: its
+        weights, history and schedule position are restored; the optimiser's moment estimates restart at zero.
+        """
+        if not self.last_path.exists() and self.best_path.exists():
+            return self._resume_from_best()
         ck = read_checkpoint(self.last_path)
-        mine = self._meta()["train_config"]
-        theirs = ck.get("train_config", {})
-        diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
-        if diff:
-            raise ValueError(f"{self.last_path} was trained with other settings ({', '.join(diff)}): "
-                             "resume with the same options, or use another output folder")
-        if theirs.get("epochs") != mine["epochs"]:
-            raise ValueError(f"{self.last_path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
-                             "schedule depends on it, so resume with the same --epochs")
+        self._check_same_recipe(ck, self.last_path)
         self.model.load_state_dict(ck["state_dict"])
         self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
         self.opt.load_state_dict(ck["optimizer"])
@@ -160,6 +161,33 @@ class Trainer:
         self.epoch, self.history = int(ck["epoch"]), list(ck["history"])
         self.best_acc, self.best_epoch = float(ck["best_acc"]), int(ck["best_epoch"])
         torch.set_rng_state(ck["torch_rng"])
+
+    def _resume_from_best(self) -> None:
+        ck = read_checkpoint(self.best_path)
+        self._check_same_recipe(ck, self.best_path)
+        self.model.load_state_dict(ck["state_dict"])
+        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+        self.epoch = int(ck["epoch"])
+        self.history = [row for row in ck["history"] if row["epoch"] <= self.epoch]
+        self.best_acc, self.best_epoch = float(ck["metrics"]["val_acc"]), self.epoch
+        with warnings.catch_warnings():  # advance One-Cycle to where the run stopped (no optimiser step taken)
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(self.epoch * self.steps_per_epoch):
+                self.sched.step()
+        self.resume_note = (f"NOTE: no {self.last_path.name}: going on from {self.best_path.name} after epoch {self.epoch} "
+                            "(weights, history and schedule restored; the optimiser's moments restart at zero)")
+        print(self.resume_note, file=sys.stderr)
+
+    def _check_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
+        mine = self._meta()["train_config"]
+        theirs = ck.get("train_config", {})
+        diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
+        if diff:
+            raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
+                             "resume with the same options, or use another output folder")
+        if theirs.get("epochs") != mine["epochs"]:
+            raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
+                             "schedule depends on it, so resume with the same --epochs")
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self) -> tuple[float, float]:
@@ -208,7 +236,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         if resume:
             self.resume()
-            print(f"resuming from {self.last_path} after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
+            print(f"resuming after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
         val = self.splits.val
         while self.epoch < cfg.epochs and self.epoch - self.best_epoch < cfg.patience:
             t0 = time.time()
@@ -316,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         if a.threads:
             torch.set_num_threads(a.threads)
         trainer = Trainer(cfg, a.output_dir, a.device, progress=not a.no_progress)
-        if a.resume and not trainer.last_path.exists():
-            raise FileNotFoundError(f"--resume: no {trainer.last_path} to resume from; drop --resume to start afresh")
+        if a.resume and not (trainer.last_path.exists() or trainer.best_path.exists()):
+            raise FileNotFoundError(f"--resume: no {trainer.last_path} (nor {trainer.best_path.name}) to resume from; "
+                                    "drop --resume to start afresh")
         out = Path(a.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "train_log.txt", "a") as f:
@@ -329,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def log_epoch(row: dict[str, float]) -> None:
             with open(out / "train_log.txt", "a") as f:
+                if trainer.resume_note:
+                    f.write(f"# {trainer.resume_note}\n")
+                    trainer.resume_note = ""
                 f.write(json.dumps(row) + "\n")
         trainer.on_epoch = log_epoch
         print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "

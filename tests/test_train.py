@@ -53,6 +53,32 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthe
         assert torch.allclose(v.float(), w.float(), atol=1e-4), k
 
 
+def test_resume_from_best_when_last_was_lost(tmp_path, synthetic_splits):
+    cfg = tiny_config(epochs=4)
+    full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False)
+
+    def interrupt_after_two(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    first = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False, on_epoch=interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    best_epoch = first.best_epoch
+    (tmp_path / "cut" / "last.pt").unlink()
+    second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
+    second.resume()
+    assert second.epoch == best_epoch and [r["epoch"] for r in second.history] == list(range(1, best_epoch + 1))
+    assert "best_model.pt" in second.resume_note
+    # the One-Cycle schedule goes on where it stopped: the same learning rate as an uninterrupted run there
+    for _ in range(best_epoch * full.steps_per_epoch):
+        full.opt.step()
+        full.sched.step()
+    assert second.opt.param_groups[0]["lr"] == pytest.approx(full.opt.param_groups[0]["lr"])
+    second.fit(resume=False)
+    assert second.epoch == 4 and len(second.history) == 4
+
+
 def test_resume_refuses_other_settings(tmp_path, synthetic_splits):
     Trainer(tiny_config(epochs=1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit()
     with pytest.raises(ValueError, match="lr"):
