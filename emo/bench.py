@@ -196,6 +196,11 @@ def explore(model: MiniXception, repeat: int = 200) -> list[tuple[str, float]]:
     out = [("channels_last, fp32", latency_ms(model, repeat)),
            ("contiguous (NCHW), fp32", latency_ms(model, repeat, channels_last=False)),
            ("channels_last, bf16 autocast", latency_ms(model, repeat, dtype=torch.bfloat16))]
+    faces = np.random.default_rng(0).integers(0, 256, (512, 48, 48), dtype=np.uint8)
+    for bs in (32, 512):
+        t = time.perf_counter()
+        predict_proba(model, faces, batch_size=bs)
+        out.append((f"predict_proba on 512 faces, batch {bs} (per face)", (time.perf_counter() - t) / len(faces) * 1e3))
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     out.append(("channels_last, fp32, 1 thread", latency_ms(model, repeat)))

@@ -71,7 +71,7 @@ def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: Mi
 
 
 def evaluate_split(model: MiniXception, split: Split, data_classes: tuple[str, ...], tta: bool = False,
-                   name: str = "test", batch_size: int = 512) -> Evaluation:
+                   name: str = "test", batch_size: int | None = None) -> Evaluation:
     probs = predict_proba(model, split.images, tta=tta, batch_size=batch_size)
     return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)
 
@@ -101,7 +101,7 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
 
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str = "auto",
-        figures: bool = True, batch_size: int = 512, default_out: bool = False) -> dict[str, Any]:
+        figures: bool = True, batch_size: int | None = None, default_out: bool = False) -> dict[str, Any]:
     """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
 
     Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
@@ -120,7 +120,9 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
               f"the figures below say nothing about its accuracy", file=sys.stderr)
     splits = make_splits(ds, protocol)
     t0 = time.time()
-    results: dict[str, Any] = {"model": str(model_path), "dataset": ds.name, "protocol": protocol,
+    shown = Path(model_path).resolve()
+    shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
+    results: dict[str, Any] = {"model": str(shown), "dataset": ds.name, "protocol": protocol,
                                "classes": list(model.classes), "input_size": model.input_size}
     evals = {}
     for split_name in ("val", "test"):

@@ -254,11 +254,13 @@ def predict_logits(model: MiniXception, x: torch.Tensor, tta: bool = False) -> t
 
 
 def predict_proba(model: MiniXception, faces: np.ndarray | list[np.ndarray], tta: bool = False,
-                  batch_size: int = 256) -> np.ndarray:
+                  batch_size: int | None = None) -> np.ndarray:
     """uint8 grayscale faces (N x H x W, any size; or a list of 2-D arrays) -> N x C probabilities.
 
     Columns follow ``model.classes``. With ``tta`` each face is also classified mirrored and the
-    two softmax outputs are averaged (deterministic flip test-time augmentation).
+    two softmax outputs are averaged (deterministic flip test-time augmentation). ``batch_size``
+    defaults to 32 on CPU (on our 2-core machine 1.5-2x faster than 512: large activations cost
+    page faults) and 512 on CUDA.
     """
     from emo.data import to_tensor
 
@@ -273,6 +275,9 @@ def predict_proba(model: MiniXception, faces: np.ndarray | list[np.ndarray], tta
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    batch_size = batch_size or (512 if device.type == "cuda" else 32)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     mean, std = model.normalize
     out = [predict_logits(model, to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device), tta).cpu()
            for i in range(0, len(faces), batch_size)]

@@ -84,7 +84,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def evaluate_accuracy(model: MiniXception, images: np.ndarray, labels: np.ndarray, tta: bool = False,
-                      batch_size: int = 512) -> tuple[float, float]:
+                      batch_size: int | None = None) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``model`` on uint8 faces."""
     p = predict_proba(model, images, tta=tta, batch_size=batch_size)
     acc = float((p.argmax(1) == labels).mean()) if len(labels) else float("nan")
