@@ -153,9 +153,7 @@ class Trainer:
         if not self.last_path.exists() and self.best_path.exists():
             return self._resume_from_best()
         ck = read_checkpoint(self.last_path)
-        self._check_same_recipe(ck, self.last_path)
-        self.model.load_state_dict(ck["state_dict"])
-        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+        self._load_same_recipe(ck, self.last_path)
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.epoch, self.history = int(ck["epoch"]), list(ck["history"])
@@ -164,9 +162,7 @@ class Trainer:
 
     def _resume_from_best(self) -> None:
         ck = read_checkpoint(self.best_path)
-        self._check_same_recipe(ck, self.best_path)
-        self.model.load_state_dict(ck["state_dict"])
-        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+        self._load_same_recipe(ck, self.best_path)
         self.epoch = int(ck["epoch"])
         self.history = [row for row in ck["history"] if row["epoch"] <= self.epoch]
         self.best_acc, self.best_epoch = float(ck["metrics"]["val_acc"]), self.epoch
@@ -178,7 +174,8 @@ class Trainer:
                             "(weights, history and schedule restored; the optimiser's moments restart at zero)")
         print(self.resume_note, file=sys.stderr)
 
-    def _check_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
+    def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
+        """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
         mine = self._meta()["train_config"]
         theirs = ck.get("train_config", {})
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
@@ -188,6 +185,8 @@ class Trainer:
         if theirs.get("epochs") != mine["epochs"]:
             raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
                              "schedule depends on it, so resume with the same --epochs")
+        self.model.load_state_dict(ck["state_dict"])
+        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self) -> tuple[float, float]:

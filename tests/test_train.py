@@ -32,18 +32,23 @@ def test_training_learns_the_generated_faces(tmp_path, synthetic_splits):
     assert acc > 0.6  # chance is 1/7 on the 7 balanced classes
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthetic_splits):
-    cfg = tiny_config(epochs=4)
-    full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False)
-    full.fit()
-
+def run_interrupted_after_two(cfg, out, splits):
+    """A run stopped (as by Ctrl-C) after its second epoch."""
     def interrupt_after_two(row):
         if row["epoch"] == 2:
             raise KeyboardInterrupt
 
-    first = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False, on_epoch=interrupt_after_two)
+    trainer = Trainer(cfg, out, "cpu", splits=splits, progress=False, on_epoch=interrupt_after_two)
     with pytest.raises(KeyboardInterrupt):
-        first.fit()
+        trainer.fit()
+    return trainer
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthetic_splits):
+    cfg = tiny_config(epochs=4)
+    full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False)
+    full.fit()
+    first = run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
     second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
     second.fit(resume=True)
     assert second.epoch == 4
@@ -56,14 +61,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthe
 def test_resume_from_best_when_last_was_lost(tmp_path, synthetic_splits):
     cfg = tiny_config(epochs=4)
     full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False)
-
-    def interrupt_after_two(row):
-        if row["epoch"] == 2:
-            raise KeyboardInterrupt
-
-    first = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False, on_epoch=interrupt_after_two)
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
+    first = run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
     best_epoch = first.best_epoch
     (tmp_path / "cut" / "last.pt").unlink()
     second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
