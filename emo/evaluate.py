@@ -14,13 +14,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
 from emo.data import PROJECT_ROOT, Split, load_dataset, make_splits
 from emo.model import DEFAULT_MODEL, MiniXception, load_model, predict_proba
+from emo.train import full_history
 
 
 @dataclass
@@ -76,7 +77,8 @@ def evaluate_split(model: MiniXception, split: Split, data_classes: tuple[str, .
     return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)
 
 
-def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[dict[str, float]] | None) -> list[Path]:
+def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[dict[str, float]] | None,
+                 restarts: Sequence[int] = ()) -> list[Path]:
     """Confusion matrices (counts, normalised), ROC and learning curves as PNG files in ``out``."""
     import matplotlib.pyplot as plt
 
@@ -91,7 +93,7 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
         "roc.png": plot_roc(ev_tta.labels, ev_tta.probs, ev.classes, title=f"One-vs-rest ROC, {ev.name}, flip TTA"),
     }
     if history:
-        figs["learning_curves.png"] = plot_history(history)
+        figs["learning_curves.png"] = plot_history(history, restarts=restarts)
     out.mkdir(parents=True, exist_ok=True)
     for fname, fig in figs.items():
         fig.savefig(out / fname, dpi=100)
@@ -140,7 +142,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     if out_dir is not None:
         out = Path(out_dir)
         if figures:
-            save_figures(evals["test", False], evals["test", True], out, meta.get("history"))
+            save_figures(evals["test", False], evals["test", True], out, *full_history(meta))
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / ".metrics.json.tmp"
         tmp.write_text(json.dumps(results, indent=2) + "\n")

@@ -22,10 +22,14 @@ def _axes(ax: Any = None, figsize: tuple[float, float] = (6, 5)) -> tuple[Figure
     return ax.figure, ax
 
 
-def plot_history(history: Sequence[dict[str, float]], title: str = "Learning curves") -> Figure:
-    """Loss and accuracy per epoch, train against validation, with the best epoch marked."""
+def plot_history(history: Sequence[dict[str, float]], title: str = "Learning curves",
+                 restarts: Sequence[int] = ()) -> Figure:
+    """Loss and accuracy per epoch, train against validation, with the best epoch and any warm restarts marked."""
     ep = [h["epoch"] for h in history]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for a in (a1, a2):
+        for i, r in enumerate(restarts):
+            a.axvline(r - 0.5, ls=":", c="k", lw=1, label="warm restart (--init)" if i == 0 else None)
     a1.plot(ep, [h["train_loss"] for h in history], label="train (focal, MixUp)")
     a1.plot(ep, [h["val_loss"] for h in history], label="validation (cross-entropy)")
     a1.set(xlabel="epoch", ylabel="loss", title="Loss")

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from emo.data import PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup
+from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.model import (DEFAULT_MODEL, MiniXception, ModelConfig, atomic_save, build_model, checkpoint_dict,
                        predict_proba, read_checkpoint, save_checkpoint)
@@ -57,6 +57,7 @@ class TrainConfig:
     source: str = "auto"
     amp: str = "auto"
     limit: int = 0  # train on a seeded random N training faces (quick runs, tests)
+    init: str = ""  # start from this checkpoint's weights (a warm restart: new optimiser, new One-Cycle)
     model: dict[str, Any] = field(default_factory=lambda: ModelConfig(input_size=48, downsample="stride").to_dict())
 
     def __post_init__(self) -> None:
@@ -116,6 +117,9 @@ class Trainer:
         self.model = build_model(ModelConfig.from_dict(cfg.model), classes=self.splits.classes)
         pix = train.images[keep].astype(np.float32) / 255.0
         self.model.normalize = (float(pix.mean()), float(pix.std()))
+        self.init_note = ""  # what --init started from, for the log
+        if cfg.init:
+            self._load_init(cfg.init)
         self.model.to(self.device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -178,6 +182,7 @@ class Trainer:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
         mine = self._meta()["train_config"]
         theirs = ck.get("train_config", {})
+        theirs = {"init": "", **theirs}  # checkpoints written before --init existed
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
@@ -185,8 +190,21 @@ class Trainer:
         if theirs.get("epochs") != mine["epochs"]:
             raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
                              "schedule depends on it, so resume with the same --epochs")
+        self._load_weights(ck)
+
+    def _load_weights(self, ck: dict[str, Any]) -> None:
         self.model.load_state_dict(ck["state_dict"])
         self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+
+    def _load_init(self, path: str) -> None:
+        """Start from the weights of the checkpoint at ``path``, which must have this run's model and classes."""
+        ck = read_checkpoint(path)
+        if ck.get("config") != self.model.config.to_dict() or list(ck.get("classes", [])) != list(self.model.classes):
+            raise ValueError(f"--init {path}: its model or classes differ from this run's; "
+                             "pass the same model options (--input-size, --widths, --downsample) as it was trained with")
+        self._load_weights(ck)
+        self.init_note = (f"init: weights of {path} (epoch {ck.get('epoch')}, "
+                          f"val acc {ck.get('metrics', {}).get('val_acc', float('nan')):.4f})")
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self) -> tuple[float, float]:
@@ -287,6 +305,31 @@ class Trainer:
         print("best epoch {}: ".format(ck["epoch"]) + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
+def full_history(meta: dict[str, Any]) -> tuple[list[dict[str, float]], list[int]]:
+    """A checkpoint's training history preceded by those of the checkpoints it was ``--init``-ed from.
+
+    Returns the epochs numbered on across the runs, and the epoch at which each warm restart began.
+    A starting checkpoint that is not at hand (its path is tried as given and from the project root) ends the chain.
+    """
+    runs = [list(meta.get("history") or [])]
+    init, seen = meta.get("train_config", {}).get("init"), set()
+    while init and init not in seen:
+        seen.add(init)
+        path = next((p for p in (Path(init), PROJECT_ROOT / init) if p.is_file()), None)
+        if path is None:
+            break
+        ck = read_checkpoint(path)
+        runs.insert(0, list(ck.get("history") or []))
+        init = ck.get("train_config", {}).get("init")
+    history: list[dict[str, float]] = []
+    restarts: list[int] = []
+    for i, rows in enumerate(runs):
+        if i:
+            restarts.append(len(history) + 1)
+        history += [{**row, "epoch": len(history) + j + 1} for j, row in enumerate(rows)]
+    return history, restarts
+
+
 def one_cycle_lrs(epochs: int, steps_per_epoch: int, lr: float = 1e-3) -> list[float]:
     """The learning rate at every step of the One-Cycle schedule that :class:`Trainer` uses."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
@@ -323,6 +366,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT_DIR/last.pt")
+    p.add_argument("--init", default="", metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights with a fresh optimiser and One-Cycle (a warm restart)")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -333,7 +378,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         downsample=a.downsample)
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,
-                       amp=a.amp, limit=a.limit, model=model.to_dict())
+                       amp=a.amp, limit=a.limit, init=a.init, model=model.to_dict())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {cmd}\n# device {trainer.device}, "
                     f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
                     f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
-                    f"# config {json.dumps(asdict(cfg))}\n")
+                    f"# config {json.dumps(asdict(cfg))}\n" + (f"# {trainer.init_note}\n" if trainer.init_note else ""))
 
         def log_epoch(row: dict[str, float]) -> None:
             with open(out / "train_log.txt", "a") as f:

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from emo.model import load_model
-from emo.train import TrainConfig, Trainer, autocast_dtype
+from emo.plots import plot_history
+from emo.train import TrainConfig, Trainer, autocast_dtype, full_history
 from tests.conftest import ROOT, tiny_config
 
 
@@ -115,3 +116,25 @@ def test_cli_trains_and_resume_without_last_is_a_clear_error(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "best_model.pt").exists() and "python -m emo.train" in (tmp_path / "train_log.txt").read_text()
+
+
+def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synthetic_splits, tiny_run):
+    src = tiny_run[0] / "best_model.pt"
+    start = load_model(src)
+    t = Trainer(tiny_config(epochs=1, init=str(src)), tmp_path / "warm", "cpu", splits=synthetic_splits, progress=False)
+    for (k, v), w in zip(start.state_dict().items(), t.model.state_dict().values()):
+        assert torch.equal(v, w), k
+    assert t.model.normalize == pytest.approx(start.normalize) and str(src) in t.init_note
+    assert t.opt.param_groups[0]["lr"] < 3e-3 / 10  # a fresh One-Cycle: warming up again from lr / 25
+    t.fit()
+    warm = load_model(tmp_path / "warm" / "best_model.pt")
+    assert t.epoch == 1 and warm.meta["train_config"]["init"] == str(src)
+    # the learning curves follow the chain: the 3 epochs of the starting run, then this one, numbered on
+    history, restarts = full_history(warm.meta)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and restarts == [4]
+    assert history[3]["val_acc"] == t.history[0]["val_acc"] and history[0]["val_acc"] == tiny_run[1].history[0]["val_acc"]
+    labels = [line.get_label() for line in plot_history(history, restarts=restarts).axes[1].get_lines()]
+    assert "warm restart (--init)" in labels
+    other = tiny_config(init=str(src), model={**tiny_config().model, "widths": [16, 16, 32, 32, 32]})
+    with pytest.raises(ValueError, match="--init .*model or classes differ"):
+        Trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
