@@ -181,8 +181,7 @@ class Trainer:
     def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
         mine = self._meta()["train_config"]
-        theirs = ck.get("train_config", {})
-        theirs = {"init": "", **theirs}  # checkpoints written before --init existed
+        theirs = {"init": "", **ck.get("train_config", {})}  # "init": checkpoints written before --init existed
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
