@@ -1,0 +1,30 @@
+import csv
+
+import pytest
+
+from emo.ablation import main
+from emo.model import load_model
+
+
+def test_ablation_trains_each_size_and_writes_its_table(tmp_path):
+    rc = main([str(tmp_path), "--sizes", "32", "48", "--epochs", "1", "--limit", "64", "--source", "synthetic",
+               "--no-progress"])
+    assert rc == 0
+    rows = list(csv.DictReader(open(tmp_path / "ablation.csv")))
+    assert [int(r["input_size"]) for r in rows] == [32, 48]
+    for r in rows:
+        m = load_model(tmp_path / f"size{r['input_size']}" / "best_model.pt")
+        assert m.input_size == int(r["input_size"])
+        assert float(r["val_acc"]) == pytest.approx(m.meta["metrics"]["val_acc"])
+        assert int(r["train_faces"]) == 64 and int(r["epochs"]) == 1
+        assert (tmp_path / f"size{r['input_size']}" / "history.csv").is_file()
+    assert rows[0]["params"] == rows[1]["params"]  # global pooling: the weights do not depend on the input size
+    assert float(rows[1]["mflops"]) > 1.5 * float(rows[0]["mflops"])  # (48/32)^2 = 2.25
+    text = (tmp_path / "README.md").read_text()
+    assert "`python -m emo.ablation " in text and "--sizes 32 48" in text
+    assert "| 32x32 |" in text and "| 48x48 |" in text
+
+
+def test_ablation_refuses_a_size_too_small(capsys):
+    assert main(["--sizes", "48", "8"]) == 2
+    assert "sizes=[48, 8]" in capsys.readouterr().err
