@@ -28,8 +28,8 @@ from emo.model import ModelConfig, count_parameters, load_model
 from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer
 
 DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
-FIELDS = ("input_size", "params", "mflops", "train_faces", "epochs", "seconds_per_epoch", "train_img_per_s",
-          "best_epoch", "val_acc", "val_acc_tta")
+FIELDS = ("input_size", "params", "mflops", "train_faces", "epochs", "seconds_per_epoch", "best_epoch", "val_acc",
+          "val_acc_tta")
 
 
 def run_ablation(sizes: list[int], out_dir: str | Path = DEFAULT_ABLATION, epochs: int = 3, limit: int = 5000,
@@ -55,7 +55,7 @@ def run_ablation(sizes: list[int], out_dir: str | Path = DEFAULT_ABLATION, epoch
         seconds = sum(r["seconds"] for r in history) / len(history)
         rows.append({"input_size": size, "params": count_parameters(model),
                      "mflops": round(flops_per_face(model) / 1e6, 1), "train_faces": n, "epochs": len(history),
-                     "seconds_per_epoch": round(seconds, 1), "train_img_per_s": round(n / seconds, 1),
+                     "seconds_per_epoch": round(seconds, 1),
                      "best_epoch": model.meta["epoch"], "val_acc": model.meta["metrics"]["val_acc"],
                      "val_acc_tta": model.meta["metrics"]["val_acc_tta"]})
         write_results(rows, out, splits.dataset, command)
@@ -76,12 +76,12 @@ def write_results(rows: list[dict[str, Any]], out: Path, dataset: str, command: 
         "The same model (stride downsampling) and recipe, trained from scratch on the same seeded subset of "
         "training faces for the same number of epochs; only the input size changes. Accuracy is on validation "
         "(PublicTest): the test split takes no part in this choice. Seconds per epoch include the validation pass.", "",
-        "| input | parameters | MFLOP per face | s per epoch | train faces/s | best epoch | val top-1 | val, flip TTA |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| input | parameters | MFLOP per face | s per epoch | best epoch | val top-1 | val, flip TTA |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(f"| {r['input_size']}x{r['input_size']} | {r['params']:,} | {r['mflops']:,} | "
-                     f"{r['seconds_per_epoch']:.0f} | {r['train_img_per_s']:.0f} | {r['best_epoch']} of {r['epochs']} | "
+                     f"{r['seconds_per_epoch']:.0f} | {r['best_epoch']} of {r['epochs']} | "
                      f"{100 * r['val_acc']:.2f}% | {100 * r['val_acc_tta']:.2f}% |")
     lines += ["", f"Each row trained on {rows[0]['train_faces']:,} faces; per-epoch curves are in "
               "`size<N>/history.csv`."]
