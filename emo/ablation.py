@@ -1,7 +1,8 @@
 """Input-size ablation: the same model and recipe at several input sizes, on one fixed short schedule.
 
     python -m emo.ablation                          # 48, 64 and 128 pixels -> results/ablation/
-    python -m emo.ablation --sizes 48 64 --epochs 2 --limit 2000 runs/ablation   # a quicker look
+                                                    # (runs/ablation/ where FER-2013 is not imported)
+    python -m emo.ablation --sizes 48 64 --epochs 2 --limit 2000 runs/quick   # a quicker look
 
 FER-2013 faces are 48x48, so a larger input only upsamples them: the question is whether the extra
 compute buys accuracy. Every run trains the shipped architecture (stride downsampling) from scratch on the
@@ -23,26 +24,29 @@ from typing import Any
 import torch
 
 from emo.bench import flops_per_face
-from emo.data import load_splits
+from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
 from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer
 
 DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
+SYNTHETIC_ABLATION = PROJECT_ROOT / "runs" / "ablation"  # where a run on generated faces goes by default
 FIELDS = ("input_size", "params", "mflops", "train_faces", "epochs", "seconds_per_epoch", "best_epoch", "val_acc",
           "val_acc_tta")
 
 
-def run_ablation(sizes: list[int], out_dir: str | Path = DEFAULT_ABLATION, epochs: int = 3, limit: int = 5000,
+def run_ablation(sizes: list[int], out_dir: str | Path | None = None, epochs: int = 3, limit: int = 5000,
                  seed: int = 0, source: str = "auto", device: str | None = None,
                  progress: bool = True, command: str = "python -m emo.ablation") -> list[dict[str, Any]]:
     """Train one model per input size on the same faces and schedule; returns a row of figures per size.
 
     The table is rewritten after every size, so an interrupted ablation keeps the rows it finished.
+    ``out_dir`` defaults to ``results/ablation``, or to ``runs/ablation`` when FER-2013 is not imported,
+    so that generated faces never overwrite the FER-2013 table.
     """
     if not sizes or any(s < 16 for s in sizes):
         raise ValueError(f"sizes={sizes}: give one or more input sizes of at least 16 pixels")
-    out = Path(out_dir)
     splits = load_splits("standard", source, seed)
+    out = Path(out_dir) if out_dir else SYNTHETIC_ABLATION if splits.dataset == "synthetic" else DEFAULT_ABLATION
     rows = []
     for size in sizes:
         cfg = TrainConfig(epochs=epochs, limit=limit, seed=seed, source=source,
@@ -59,6 +63,7 @@ def run_ablation(sizes: list[int], out_dir: str | Path = DEFAULT_ABLATION, epoch
                      "best_epoch": model.meta["epoch"], "val_acc": model.meta["metrics"]["val_acc"],
                      "val_acc_tta": model.meta["metrics"]["val_acc_tta"]})
         write_results(rows, out, splits.dataset, command)
+    print(f"wrote {out / 'README.md'}")
     return rows
 
 
@@ -90,12 +95,13 @@ def write_results(rows: list[dict[str, Any]], out: Path, dataset: str, command: 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.ablation", description=__doc__.split("\n\n")[0])
-    p.add_argument("output_dir", nargs="?", default=str(DEFAULT_ABLATION), help="default results/ablation/")
+    p.add_argument("output_dir", nargs="?", default=None,
+                   help="default results/ablation/ (runs/ablation/ on generated faces)")
     p.add_argument("--sizes", type=int, nargs="+", default=[48, 64, 128])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit", type=int, default=5000, help="training faces per run (a seeded random subset)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
+    p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -109,7 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {Path(a.output_dir) / 'README.md'}")
     return 0
 
 

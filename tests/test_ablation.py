@@ -2,6 +2,7 @@ import csv
 
 import pytest
 
+from emo import ablation
 from emo.ablation import main
 from emo.model import load_model
 
@@ -28,3 +29,12 @@ def test_ablation_trains_each_size_and_writes_its_table(tmp_path):
 def test_ablation_refuses_a_size_too_small(capsys):
     assert main(["--sizes", "48", "8"]) == 2
     assert "sizes=[48, 8]" in capsys.readouterr().err
+
+
+def test_ablation_on_generated_faces_leaves_the_fer2013_table_alone(tmp_path, monkeypatch, capsys):
+    fer_table, synthetic_dir = tmp_path / "results" / "ablation", tmp_path / "runs" / "ablation"
+    monkeypatch.setattr(ablation, "DEFAULT_ABLATION", fer_table)
+    monkeypatch.setattr(ablation, "SYNTHETIC_ABLATION", synthetic_dir)
+    ablation.run_ablation([32], epochs=1, limit=32, source="synthetic", progress=False)
+    assert (synthetic_dir / "ablation.csv").is_file() and not fer_table.exists()
+    assert f"wrote {synthetic_dir / 'README.md'}" in capsys.readouterr().out
