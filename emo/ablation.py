@@ -32,6 +32,7 @@ DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
 SYNTHETIC_ABLATION = PROJECT_ROOT / "runs" / "ablation"  # where a run on generated faces goes by default
 FIELDS = ("input_size", "params", "mflops", "train_faces", "epochs", "seconds_per_epoch", "best_epoch", "val_acc",
           "val_acc_tta")
+INT_FIELDS = {"input_size", "params", "train_faces", "epochs", "best_epoch"}
 
 
 def run_ablation(sizes: list[int], out_dir: str | Path | None = None, epochs: int = 3, limit: int = 5000,
@@ -91,6 +92,15 @@ def write_results(rows: list[dict[str, Any]], out: Path, dataset: str, command: 
     lines += ["", f"Each row trained on {rows[0]['train_faces']:,} faces; per-epoch curves are in "
               "`size<N>/history.csv`."]
     (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def load_results(out_dir: str | Path = DEFAULT_ABLATION) -> list[dict[str, Any]]:
+    """The rows of an ablation's ``ablation.csv``, with numbers as numbers."""
+    path = Path(out_dir) / "ablation.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python -m emo.ablation` first")
+    with open(path, newline="") as f:
+        return [{k: int(v) if k in INT_FIELDS else float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,3 @@
-import csv
-
 import pytest
 
 from emo import ablation
@@ -11,16 +9,16 @@ def test_ablation_trains_each_size_and_writes_its_table(tmp_path):
     rc = main([str(tmp_path), "--sizes", "32", "48", "--epochs", "1", "--limit", "64", "--source", "synthetic",
                "--no-progress"])
     assert rc == 0
-    rows = list(csv.DictReader(open(tmp_path / "ablation.csv")))
-    assert [int(r["input_size"]) for r in rows] == [32, 48]
+    rows = ablation.load_results(tmp_path)
+    assert [r["input_size"] for r in rows] == [32, 48]
     for r in rows:
         m = load_model(tmp_path / f"size{r['input_size']}" / "best_model.pt")
-        assert m.input_size == int(r["input_size"])
-        assert float(r["val_acc"]) == pytest.approx(m.meta["metrics"]["val_acc"])
-        assert int(r["train_faces"]) == 64 and int(r["epochs"]) == 1
+        assert m.input_size == r["input_size"]
+        assert r["val_acc"] == pytest.approx(m.meta["metrics"]["val_acc"])
+        assert r["train_faces"] == 64 and r["epochs"] == 1
         assert (tmp_path / f"size{r['input_size']}" / "history.csv").is_file()
     assert rows[0]["params"] == rows[1]["params"]  # global pooling: the weights do not depend on the input size
-    assert float(rows[1]["mflops"]) > 1.5 * float(rows[0]["mflops"])  # (48/32)^2 = 2.25
+    assert rows[1]["mflops"] > 1.5 * rows[0]["mflops"]  # (48/32)^2 = 2.25
     text = (tmp_path / "README.md").read_text()
     assert "`python -m emo.ablation " in text and "--sizes 32 48" in text
     assert "| 32x32 |" in text and "| 48x48 |" in text
@@ -38,3 +36,8 @@ def test_ablation_on_generated_faces_leaves_the_fer2013_table_alone(tmp_path, mo
     ablation.run_ablation([32], epochs=1, limit=32, source="synthetic", progress=False)
     assert (synthetic_dir / "ablation.csv").is_file() and not fer_table.exists()
     assert f"wrote {synthetic_dir / 'README.md'}" in capsys.readouterr().out
+
+
+def test_load_results_says_what_to_run_when_there_is_no_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m emo.ablation"):
+        ablation.load_results(tmp_path)
