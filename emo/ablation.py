@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from emo.bench import flops_per_face
 from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
-from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer
+from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer, command_line
 
 DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
 SYNTHETIC_ABLATION = PROJECT_ROOT / "runs" / "ablation"  # where a run on generated faces goes by default
@@ -53,10 +52,10 @@ def run_ablation(sizes: list[int], out_dir: str | Path | None = None, epochs: in
         cfg = TrainConfig(epochs=epochs, limit=limit, seed=seed, source=source,
                           model=ModelConfig(input_size=size, downsample="stride").to_dict())
         trainer = Trainer(cfg, out / f"size{size}", device, splits=splits, progress=progress)
-        print(f"input {size}x{size}: {len(trainer.train_labels):,} faces, {epochs} epochs", flush=True)
+        n = len(trainer.train_labels)
+        print(f"input {size}x{size}: {n:,} faces, {epochs} epochs", flush=True)
         history = trainer.fit()
         model = load_model(trainer.best_path)
-        n = len(trainer.train_labels)
         seconds = sum(r["seconds"] for r in history) / len(history)
         rows.append({"input_size": size, "params": count_parameters(model),
                      "mflops": round(flops_per_face(model) / 1e6, 1), "train_faces": n, "epochs": len(history),
@@ -116,12 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    command = " ".join(["python -m emo.ablation", *(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))])
     if a.threads:
         torch.set_num_threads(a.threads)
     try:
         run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.source, a.device, not a.no_progress,
-                     command.strip())
+                     command_line("emo.ablation", argv))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -329,6 +329,11 @@ def full_history(meta: dict[str, Any]) -> tuple[list[dict[str, float]], list[int
     return history, restarts
 
 
+def command_line(module: str, argv: list[str] | None = None) -> str:
+    """The shell command that ran ``module`` with ``argv`` (default: this process's arguments), for the logs."""
+    return " ".join(["python -m " + module, *(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))])
+
+
 def one_cycle_lrs(epochs: int, steps_per_epoch: int, lr: float = 1e-3) -> list[float]:
     """The learning rate at every step of the One-Cycle schedule that :class:`Trainer` uses."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
@@ -393,8 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(a.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "train_log.txt", "a") as f:
-            cmd = "python -m emo.train " + " ".join(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))
-            f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {cmd}\n# device {trainer.device}, "
+            f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {command_line('emo.train', argv)}\n# device {trainer.device}, "
                     f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
                     f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
                     f"# config {json.dumps(asdict(cfg))}\n" + (f"# {trainer.init_note}\n" if trainer.init_note else ""))
