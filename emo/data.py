@@ -413,13 +413,32 @@ def check_sizes(splits: Splits) -> bool:
 
 
 def to_tensor(faces: np.ndarray | torch.Tensor, size: int, mean: float, std: float,
-              device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 faces (N x H x W) -> normalised float (N x 1 x size x size), resized with antialiasing."""
+              device: torch.device | str = "cpu", crop: float = 1.0) -> torch.Tensor:
+    """uint8 faces (N x H x W) -> normalised float (N x 1 x size x size), resized with antialiasing.
+
+    ``crop`` < 1 keeps the central ``crop`` of each face's width and height (:func:`center_crop`).
+    """
     x = torch.as_tensor(faces).to(device)
     x = x.float().div_(255.0).unsqueeze(1) if x.dim() == 3 else x.float().div_(255.0)
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x.sub_(mean).div_(std)
+    return center_crop(x, crop).sub_(mean).div_(std)
+
+
+def center_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The central ``fraction`` of each image's width and height, resampled to the same size.
+
+    The test-time counterpart of the training crop: :func:`augment` shows the model crops of 80-100% of
+    the face's area (89-100% of its side), so a whole face is at the edge of what it was trained on.
+    Same sampling as :func:`augment` (one affine ``grid_sample``), so fractional crops are exact.
+    """
+    if not 0.5 <= fraction <= 1.0:
+        raise ValueError(f"crop fraction {fraction} must be between 0.5 and 1 (1 = the whole face)")
+    if fraction == 1.0:
+        return x
+    theta = torch.tensor([[fraction, 0.0, 0.0], [0.0, fraction, 0.0]], dtype=x.dtype, device=x.device)
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def augment(faces: torch.Tensor, size: int, generator: torch.Generator | None = None,

@@ -2,6 +2,7 @@
 
     python -m emo.evaluate                      # results/best_model.pt -> results/metrics.json + figures
     python -m emo.evaluate runs/try1/best_model.pt --out runs/try1
+    python -m emo.evaluate OLD.pt --tune        # first tune a checkpoint's crop and BN statistics on validation
 
 TTA here is deterministic: the mean of the softmax of each face and of its mirror image.
 """
@@ -21,7 +22,7 @@ from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
 from emo.data import PROJECT_ROOT, Split, load_dataset, make_splits
 from emo.model import DEFAULT_MODEL, MiniXception, load_model, predict_proba
-from emo.train import full_history
+from emo.train import finalize_checkpoint, full_history
 
 
 @dataclass
@@ -103,18 +104,31 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
 
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str = "auto",
-        figures: bool = True, batch_size: int | None = None, default_out: bool = False) -> dict[str, Any]:
+        figures: bool = True, batch_size: int | None = None, default_out: bool = False,
+        tune: bool = False) -> dict[str, Any]:
     """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
 
     Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
     ``default_out`` they go beside the model, unless the data is not what the model was trained on
     (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay intact.
+    With ``tune`` the checkpoint's inference settings (centre crop, BN statistics) are first chosen on the
+    validation split and written into it (as training does at its end), refused on data the model was not
+    trained on.
     """
-    model = load_model(model_path)
-    meta = getattr(model, "meta", {})
+    meta = load_model(model_path).meta
     protocol = meta.get("protocol", "standard")
     ds = load_dataset(source)
     mismatch = bool(meta.get("dataset")) and meta["dataset"] != ds.name
+    if tune:
+        if mismatch:
+            raise ValueError(f"--tune: {model_path} was trained on {meta['dataset']}, not {ds.name}: "
+                             "tune it on its own data")
+        ck = finalize_checkpoint(model_path, make_splits(ds, protocol))
+        print(f"inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
+              + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:7s} BN: validation {r['val_acc']:.2%}"
+                          for r in ck["inference_search"]))
+    model = load_model(model_path)
+    meta = model.meta
     if default_out:
         out_dir = PROJECT_ROOT / "runs" / "evaluate" if mismatch else Path(model_path).parent
     if mismatch:
@@ -125,7 +139,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     shown = Path(model_path).resolve()
     shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
     results: dict[str, Any] = {"model": str(shown), "dataset": ds.name, "protocol": protocol,
-                               "classes": list(model.classes), "input_size": model.input_size}
+                               "classes": list(model.classes), "input_size": model.input_size, "crop": model.crop}
     evals = {}
     for split_name in ("val", "test"):
         for tta in (False, True):
@@ -159,7 +173,8 @@ def format_results(r: dict[str, Any]) -> str:
     rows = [("validation", "val"), ("test", "test"), ("reference-protocol test", "reference_test")]
     split_names = {"standard": ("PublicTest", "PrivateTest"), "reference": ("20% of Training", "all test faces")}
     names = split_names.get(r["protocol"], ("val", "test"))
-    lines = [f"{r['model']}: {r['dataset']}, {r['protocol']} protocol, {r['input_size']}x{r['input_size']} input",
+    crop = f", centre crop {r['crop']:g}" if r.get("crop", 1.0) != 1.0 else ""
+    lines = [f"{r['model']}: {r['dataset']}, {r['protocol']} protocol, {r['input_size']}x{r['input_size']} input{crop}",
              f"{'split':38s} {'faces':>6s} {'acc':>8s} {'acc TTA':>8s} {'F1':>8s} {'F1 TTA':>8s}"]
     for label, key in rows:
         if key not in r:
@@ -178,9 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                    "when the data is not what the model was trained on)")
     p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--tune", action="store_true",
+                   help="first choose the centre crop and BN statistics on validation and write them into the "
+                        "checkpoint (training does this at its end; for checkpoints from before it did)")
     a = p.parse_args(argv)
     try:
-        r = run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None)
+        r = run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None, tune=a.tune)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

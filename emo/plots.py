@@ -35,6 +35,9 @@ def plot_history(history: Sequence[dict[str, float]], title: str = "Learning cur
     a1.set(xlabel="epoch", ylabel="loss", title="Loss")
     a2.plot(ep, [h["train_acc"] for h in history], label="train (MixUp targets)")
     a2.plot(ep, [h["val_acc"] for h in history], label="validation")
+    raw = [(h["epoch"], h["raw_val_acc"]) for h in history if "raw_val_acc" in h]
+    if raw:  # --swa epochs: validation is the weight average; this is the weights being trained
+        a2.plot(*zip(*raw), ls="--", marker=".", label="validation, last weights (SWA epochs)")
     best = int(np.argmax([h["val_acc"] for h in history]))
     a2.axvline(ep[best], ls="--", c="grey", lw=1)
     a2.annotate(f"best {history[best]['val_acc']:.1%} (epoch {ep[best]})", (ep[best], history[best]["val_acc"]),
@@ -44,6 +47,28 @@ def plot_history(history: Sequence[dict[str, float]], title: str = "Learning cur
         a.legend()
         a.grid(alpha=0.3)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_inference_search(rows: Sequence[dict[str, Any]], ax: Any = None,
+                          title: str = "Inference settings on validation") -> Figure:
+    """Validation accuracy per setting tried by ``emo.train.tune_inference``: crops along x, a bar per BN source."""
+    crops = sorted({r["crop"] for r in rows}, reverse=True)
+    sources = list(dict.fromkeys(r["bn"] for r in rows))
+    fig, ax = _axes(ax, (6, 3.5))
+    width = 0.8 / len(sources)
+    for j, bn in enumerate(sources):
+        acc = {r["crop"]: r["val_acc"] for r in rows if r["bn"] == bn}
+        ax.bar(np.arange(len(crops)) + j * width, [acc.get(c, np.nan) for c in crops], width,
+               label=f"BN statistics: {bn}")
+    best = max(rows, key=lambda r: r["val_acc"])
+    ax.axhline(best["val_acc"], ls="--", c="grey", lw=1)
+    ax.set_xticks(np.arange(len(crops)) + width * (len(sources) - 1) / 2, [f"{c:g}" for c in crops])
+    accs = [r["val_acc"] for r in rows]
+    ax.set(xlabel="centre crop (fraction of the face's side)", ylabel="validation accuracy", title=title,
+           ylim=(min(accs) - 0.01, max(accs) + 0.01))
+    ax.legend(loc="lower left")
     fig.tight_layout()
     return fig
 

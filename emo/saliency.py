@@ -28,7 +28,7 @@ def grad_cam(model: MiniXception, faces: np.ndarray, class_index: int | np.ndarr
     model.eval()
     try:
         device = next(model.parameters()).device
-        x = to_tensor(faces, model.input_size, *model.normalize, device).requires_grad_(False)
+        x = to_tensor(faces, model.input_size, *model.normalize, device, model.crop).requires_grad_(False)
         with torch.enable_grad():
             logits = model(x)
             idx = logits.argmax(1) if class_index is None else torch.as_tensor(class_index, device=device).expand(len(x))
@@ -36,6 +36,11 @@ def grad_cam(model: MiniXception, faces: np.ndarray, class_index: int | np.ndarr
             score = logits.gather(1, idx.view(-1, 1)).sum()
             (grad,) = torch.autograd.grad(score, a)
         cam = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
+        if model.crop < 1:  # the model saw the central crop: put the map back where that lies in the face
+            cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
+            theta = torch.tensor([[1 / model.crop, 0, 0], [0, 1 / model.crop, 0]], dtype=cam.dtype, device=device)
+            grid = F.affine_grid(theta.expand(len(cam), 2, 3), list(cam.shape), align_corners=False)
+            cam = F.grid_sample(cam, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         cam = F.interpolate(cam, size=faces.shape[1:], mode="bilinear", align_corners=False)[:, 0]
         cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
         return cam.detach().cpu().numpy()

@@ -1,12 +1,15 @@
 """Train Mini-Xception-SE on FER-2013 (or the generated faces): the full recipe, resumable.
 
 Recipe: per-face random resized crop / rotation / flip on whole batches, MixUp, focal loss, AdamW,
-One-Cycle LR, mixed precision where it helps, early stopping on validation accuracy.
+One-Cycle LR, mixed precision where it helps, early stopping on validation accuracy. With ``--swa``
+(after ``--init``): a constant learning rate instead of One-Cycle, and the weights averaged over the
+epochs (stochastic weight averaging); the averaged model is the one validated and saved.
 
     python -m emo.train                       # -> results/best_model.pt, history.csv, train_log.txt
     python -m emo.train runs/try1 --epochs 5  # another output folder
     python -m emo.train --resume              # go on from results/last.pt after an interruption
                                               # (or from best_model.pt where last.pt was lost)
+    python -m emo.train runs/swa --init results/best_model.pt --swa --epochs 12 --lr 2e-4
 
 ``best_model.pt`` is replaced atomically, only when validation accuracy improves; ``last.pt`` holds
 everything needed to resume (weights, optimiser, scheduler, history, random state).
@@ -29,9 +32,10 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm.auto import tqdm
 
-from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup
+from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup, to_tensor
 from emo.losses import focal_loss
 from emo.model import (DEFAULT_MODEL, MiniXception, ModelConfig, atomic_save, build_model, checkpoint_dict,
                        predict_proba, read_checkpoint, save_checkpoint)
@@ -58,6 +62,8 @@ class TrainConfig:
     amp: str = "auto"
     limit: int = 0  # train on a seeded random N training faces (quick runs, tests)
     init: str = ""  # start from this checkpoint's weights (a warm restart: new optimiser, new One-Cycle)
+    swa: bool = False  # constant lr (after a one-epoch warm-up), weights averaged over epochs (Izmailov et al., 2018)
+    swa_bn_faces: int = 8192  # training faces whose batch statistics the averaged model's BN layers get
     model: dict[str, Any] = field(default_factory=lambda: ModelConfig(input_size=48, downsample="stride").to_dict())
 
     def __post_init__(self) -> None:
@@ -72,6 +78,10 @@ class TrainConfig:
             raise ValueError(f"source={self.source!r}: use one of {SOURCES}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"amp={self.amp!r}: use auto, off, bf16 or fp16")
+        if self.swa and not self.init:
+            raise ValueError("swa=True averages the weights around a trained model: pass init (--init CHECKPOINT) too")
+        if self.swa_bn_faces < 1:
+            raise ValueError(f"swa_bn_faces={self.swa_bn_faces} must be at least 1")
         self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
 
 
@@ -123,8 +133,13 @@ class Trainer:
         self.model.to(self.device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, epochs=cfg.epochs,
-                                                         steps_per_epoch=self.steps_per_epoch)
+        if cfg.swa:  # a linear warm-up over the first epoch, then constant
+            self.sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.LinearLR(
+                self.opt, start_factor=0.04, end_factor=1.0, total_iters=self.steps_per_epoch)
+        else:
+            self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                             steps_per_epoch=self.steps_per_epoch)
+        self.swa_model = AveragedModel(self.model) if cfg.swa else None
         self.history: list[dict[str, float]] = []
         self.best_acc, self.best_epoch, self.epoch = -1.0, 0, 0
         self.resume_note = ""  # set when a run goes on from best_model.pt because last.pt was lost
@@ -146,7 +161,9 @@ class Trainer:
         atomic_save({**checkpoint_dict(self.model, **self._meta()), "optimizer": self.opt.state_dict(),
                      "scheduler": self.sched.state_dict(), "epoch": self.epoch, "history": self.history,
                      "best_acc": self.best_acc, "best_epoch": self.best_epoch,
-                     "torch_rng": torch.get_rng_state()}, self.last_path)
+                     "torch_rng": torch.get_rng_state(),
+                     **({"swa_state": {k: v.detach().cpu() for k, v in self.swa_model.state_dict().items()}}
+                        if self.swa_model is not None else {})}, self.last_path)
 
     def resume(self) -> None:
         """Restore the run from ``last.pt`` (refusing one trained with another recipe).
@@ -155,6 +172,9 @@ class Trainer:
         weights, history and schedule position are restored; the optimiser's moment estimates restart at zero.
         """
         if not self.last_path.exists() and self.best_path.exists():
+            if self.cfg.swa:
+                raise FileNotFoundError(f"--resume of an --swa run needs {self.last_path} (the running average "
+                                        "lives only there): start the run again without --resume")
             return self._resume_from_best()
         ck = read_checkpoint(self.last_path)
         self._load_same_recipe(ck, self.last_path)
@@ -163,6 +183,8 @@ class Trainer:
         self.epoch, self.history = int(ck["epoch"]), list(ck["history"])
         self.best_acc, self.best_epoch = float(ck["best_acc"]), int(ck["best_epoch"])
         torch.set_rng_state(ck["torch_rng"])
+        if self.swa_model is not None:
+            self.swa_model.load_state_dict(ck["swa_state"])
 
     def _resume_from_best(self) -> None:
         ck = read_checkpoint(self.best_path)
@@ -181,12 +203,13 @@ class Trainer:
     def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
         mine = self._meta()["train_config"]
-        theirs = {"init": "", **ck.get("train_config", {})}  # "init": checkpoints written before --init existed
+        # defaults for checkpoints written before --init and --swa existed
+        theirs = {"init": "", "swa": False, "swa_bn_faces": 8192, **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
                              "resume with the same options, or use another output folder")
-        if theirs.get("epochs") != mine["epochs"]:
+        if theirs.get("epochs") != mine["epochs"] and not mine["swa"]:  # (--swa: constant lr, any --epochs)
             raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
                              "schedule depends on it, so resume with the same --epochs")
         self._load_weights(ck)
@@ -258,20 +281,28 @@ class Trainer:
             t0 = time.time()
             lr = self.opt.param_groups[0]["lr"]
             train_loss, train_acc = self.train_epoch()
-            val_acc, val_loss = evaluate_accuracy(self.model, val.images, val.labels)
+            extra: dict[str, float] = {}
+            scored = self.model
+            if self.swa_model is not None:
+                self.swa_model.update_parameters(self.model)  # validate (and keep) the average of the weights so far
+                extra["raw_val_acc"] = evaluate_accuracy(self.model, val.images, val.labels)[0]
+                scored = self.averaged_model()
+            val_acc, val_loss = evaluate_accuracy(scored, val.images, val.labels)
             self.epoch += 1
             row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0}
+                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0, **extra}
             self.history.append(row)
             improved = val_acc > self.best_acc
             if improved:
                 self.best_acc, self.best_epoch = val_acc, self.epoch
-                save_checkpoint(self.model, self.best_path, epoch=self.epoch, history=self.history,
+                save_checkpoint(scored, self.best_path, epoch=self.epoch, history=self.history,
                                 metrics={"val_acc": val_acc}, **self._meta())
             self.save_last()
             self.write_history()
             msg = (f"epoch {self.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                   f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['seconds']:.0f}s{'  *best' if improved else ''}")
+                   f"val loss {val_loss:.4f} acc {val_acc:.4f}"
+                   + (f" (averaged; last weights {extra['raw_val_acc']:.4f})" if extra else "")
+                   + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}")
             print(msg, flush=True)
             if self.on_epoch:
                 self.on_epoch(row)
@@ -280,28 +311,114 @@ class Trainer:
         self.finish()
         return self.history
 
+    def averaged_model(self) -> MiniXception:
+        """The running weight average as a plain model, its batch-norm statistics recomputed on training faces.
+
+        The average of several weights is a model no batch ever went through, so its BN running means and
+        variances are measured afresh (``torch.optim.swa_utils.update_bn``) on a seeded subset of clean
+        training faces (``swa_bn_faces``).
+        """
+        assert self.swa_model is not None
+        model = build_model(self.model.config, classes=self.model.classes)
+        model.normalize = self.model.normalize
+        model.load_state_dict(self.swa_model.module.state_dict())
+        model.to(self.device).to(memory_format=torch.channels_last)
+        pick = np.random.default_rng(self.cfg.seed).permutation(len(self.train_labels))[:self.cfg.swa_bn_faces]
+        return recompute_bn(model, self.train_images[torch.as_tensor(pick).to(self.device)], self.cfg.batch_size)
+
     def write_history(self) -> None:
         tmp = self.out / ".history.csv.tmp"
+        fields = self.HISTORY_FIELDS + (("raw_val_acc",) if self.cfg.swa else ())
         with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=self.HISTORY_FIELDS)
+            w = csv.DictWriter(f, fieldnames=fields)
             w.writeheader()
             w.writerows(self.history)
         tmp.replace(self.out / "history.csv")
 
     def finish(self) -> None:
-        """Score the best checkpoint on validation and test, with and without TTA, and store the figures in it."""
-        from emo.model import model_from_checkpoint
-        ck = read_checkpoint(self.best_path)
-        best = model_from_checkpoint(ck).to(self.device).to(memory_format=torch.channels_last).eval()
-        metrics: dict[str, float] = {}
-        for split in ("val", "test"):
-            s = self.splits[split]
-            for tta in (False, True):
-                metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(best, s.images, s.labels, tta)[0]
-        ck["metrics"] = metrics
-        ck["history"] = self.history
-        atomic_save(ck, self.best_path)
-        print("best epoch {}: ".format(ck["epoch"]) + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        """Choose the best checkpoint's test-time crop on validation, score it, store both and the history in it."""
+        ck = finalize_checkpoint(self.best_path, self.splits, self.device, history=self.history)
+        print(f"best epoch {ck['epoch']}, test-time crop {ck['crop']:g}, {ck['bn']} BN statistics: "
+              + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
+
+
+def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_size: int = 128) -> MiniXception:
+    """Measure ``model``'s batch-norm statistics afresh on uint8 ``faces``, prepared as at inference (crop included).
+
+    BN layers keep running means and variances of the batches they trained on: augmented and MixUp-blended
+    faces, or, for an average of weights, no batch at all. ``torch.optim.swa_utils.update_bn`` replaces them
+    with those of clean faces. Returns the model, in eval mode.
+    """
+    device = next(model.parameters()).device
+    mean, std = model.normalize
+    batches = [to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device, model.crop).contiguous(
+        memory_format=torch.channels_last) for i in range(0, len(faces), batch_size)]
+    update_bn(batches, model, device)
+    return model.eval()
+
+
+#: Test-time centre crops tried on validation (fractions of the face's side; 1 = the whole face).
+CROP_CANDIDATES = (1.0, 0.95, 0.9, 0.85)
+
+
+def tune_inference(model: MiniXception, images: np.ndarray, labels: np.ndarray, bn_faces: np.ndarray | None = None,
+                   crops: tuple[float, ...] = CROP_CANDIDATES) -> tuple[MiniXception, list[dict[str, Any]]]:
+    """The inference settings with the best accuracy on ``images`` (validation faces): a centre crop from
+    ``crops``, and the BN statistics from training or, where ``bn_faces`` (clean training faces) is given,
+    measured on them at that crop (:func:`recompute_bn`).
+
+    Returns the chosen model (``model`` itself or a copy; ``model`` is left as it was) and one row per setting
+    tried: crop, bn ("trained" or "clean"), val_acc. Ties go to the earlier row: trained BN, larger crop.
+    """
+    import copy
+    if not crops:
+        raise ValueError("crops is empty: pass at least one crop fraction, e.g. (1.0, 0.9)")
+    rows: list[dict[str, Any]] = []
+    best: tuple[float, MiniXception] | None = None
+    for bn in ("trained", "clean") if bn_faces is not None else ("trained",):
+        for c in crops:
+            m = copy.deepcopy(model)
+            m.crop = float(c)
+            if bn == "clean":
+                recompute_bn(m, bn_faces)  # type: ignore[arg-type]
+            acc = evaluate_accuracy(m, images, labels)[0]
+            rows.append({"crop": float(c), "bn": bn, "val_acc": acc})
+            if best is None or acc > best[0]:
+                best = (acc, m)
+    assert best is not None
+    return best[1], rows
+
+
+def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.device = "cpu",
+                        history: list[dict[str, float]] | None = None, bn_faces: int = 8192,
+                        seed: int = 0) -> dict[str, Any]:
+    """Tune the inference settings of the checkpoint at ``path`` on validation (:func:`tune_inference`, with
+    ``bn_faces`` seeded clean training faces), then score it on validation and test with and without flip TTA;
+    store the settings (``crop``, and the BN statistics in the weights), the search and the scores in the
+    checkpoint, atomically.
+
+    Only the validation split chooses; the test split is scored once, with the chosen settings.
+    """
+    from emo.model import model_from_checkpoint
+    ck = read_checkpoint(path)
+    model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
+    if set(splits.classes) != set(model.classes):
+        raise ValueError(f"{path} predicts {list(model.classes)} but the data is labelled {list(splits.classes)}")
+    remap = np.array([model.classes.index(c) for c in splits.classes])
+    pick = np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:bn_faces])
+    model, search = tune_inference(model, splits.val.images, remap[splits.val.labels], splits.train.images[pick])
+    chosen = next(r for r in search if r["val_acc"] == max(q["val_acc"] for q in search))
+    metrics: dict[str, float] = {}
+    for split in ("val", "test"):
+        s = splits[split]
+        for tta in (False, True):
+            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(model, s.images, remap[s.labels], tta)[0]
+    ck.update(crop=model.crop, bn=chosen["bn"], inference_search=search, metrics=metrics,
+              state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    if history is not None:
+        ck["history"] = history
+    atomic_save(ck, path)
+    return ck
 
 
 def full_history(meta: dict[str, Any]) -> tuple[list[dict[str, float]], list[int]]:
@@ -372,6 +489,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT_DIR/last.pt")
     p.add_argument("--init", default="", metavar="CHECKPOINT",
                    help="start from this checkpoint's weights with a fresh optimiser and One-Cycle (a warm restart)")
+    p.add_argument("--swa", action="store_true",
+                   help="with --init: constant --lr (after a one-epoch warm-up) and the weights averaged over "
+                        "the epochs (stochastic weight averaging); the averaged model is validated and saved")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -382,7 +502,7 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         downsample=a.downsample)
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,
-                       amp=a.amp, limit=a.limit, init=a.init, model=model.to_dict())
+                       amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, model=model.to_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

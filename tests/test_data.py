@@ -176,3 +176,18 @@ def test_mixup_blends_inputs_and_targets():
     # each blended image's mean equals its target's weight on class 1 (image 1 is all ones)
     assert torch.allclose(xm.mean((1, 2, 3)), tm[:, 1], atol=1e-6)
     assert mixup(x, t, 0.0)[0] is x
+
+
+def test_center_crop_keeps_the_middle_of_the_face():
+    from emo.data import center_crop, to_tensor
+    x = torch.zeros(1, 1, 48, 48)
+    x[..., 12:36, 12:36] = 1.0  # a bright square over the central half
+    assert torch.equal(center_crop(x, 1.0), x)
+    half = center_crop(x, 0.5)
+    assert half.shape == x.shape and half[..., 1:-1, 1:-1].min() > 0.99  # the square now fills the frame
+    assert center_crop(x, 0.75).mean() == pytest.approx((24 / 36) ** 2, abs=0.01)  # 36 px kept, the square is 24
+    faces = (x[:, 0] * 255).to(torch.uint8).numpy()
+    assert torch.allclose(to_tensor(faces, 48, 0.0, 1.0, crop=0.5), half, atol=1e-5)
+    for bad in (0.0, 0.3, 1.2):
+        with pytest.raises(ValueError, match=f"crop fraction {bad}"):
+            center_crop(x, bad)

@@ -61,3 +61,19 @@ def test_cli_on_other_data_keeps_the_models_folder_intact(tiny_model_path, tmp_p
     assert "trained on fer2013 but is evaluated on synthetic" in r.stderr
     assert not (model.parent / "metrics.json").exists()
     assert "runs/evaluate" in r.stdout
+
+
+def test_cli_tune_writes_the_chosen_settings_into_the_checkpoint(tiny_model_path, tmp_path, capsys):
+    import shutil
+
+    from emo.evaluate import main
+    model = tmp_path / "best_model.pt"
+    shutil.copy(tiny_model_path, model)
+    ck = load_model(model).meta
+    assert main([str(model), "--tune", "--source", "synthetic", "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    tuned = load_model(model)
+    assert "inference settings chosen on validation" in out and f"centre crop {tuned.crop:g}" in out
+    assert len(tuned.meta["inference_search"]) == 8 and tuned.meta["epoch"] == ck["epoch"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["crop"] == tuned.crop and saved["val"]["accuracy"] == pytest.approx(tuned.meta["metrics"]["val_acc"])

@@ -100,3 +100,24 @@ def test_predict_proba_and_tta():
     assert predict_proba(m, np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
     with pytest.raises(ValueError, match="uint8 grayscale"):
         predict_proba(m, faces.astype(np.float32))
+
+
+def test_test_time_crop_travels_with_the_checkpoint_and_is_applied(tmp_path, tiny_model_path, synthetic_splits):
+    from emo.data import to_tensor
+    m = load_model(tiny_model_path)
+    m.crop = 0.7
+    path = save_checkpoint(m, tmp_path / "m.pt")
+    loaded = load_model(path)
+    assert loaded.crop == 0.7
+    faces = synthetic_splits.test.images[:8]
+    with torch.inference_mode():
+        cropped, whole = (loaded(to_tensor(faces, 48, *loaded.normalize, crop=c)).softmax(1).numpy() for c in (0.7, 1.0))
+    assert not np.allclose(cropped, whole, atol=1e-4)
+    assert np.allclose(predict_proba(loaded, faces), cropped, atol=1e-6)
+    loaded.crop = 1.0
+    assert np.allclose(predict_proba(loaded, faces), whole, atol=1e-6)
+    # checkpoints written before the crop existed show the model the whole face
+    ck = torch.load(path, weights_only=True)
+    del ck["crop"]
+    torch.save(ck, tmp_path / "old.pt")
+    assert load_model(tmp_path / "old.pt").crop == 1.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emo.model import load_model
+from emo.model import load_model, predict_proba
 from emo.plots import plot_history
 from emo.train import TrainConfig, Trainer, autocast_dtype, full_history
 from tests.conftest import ROOT, tiny_config
@@ -22,7 +22,13 @@ def test_run_writes_checkpoint_history_and_log(tiny_run):
     assert m.meta["dataset"] == "synthetic"
     assert set(m.meta["metrics"]) == {"val_acc", "val_acc_tta", "test_acc", "test_acc_tta"}
     best = max(float(r["val_acc"]) for r in rows)
-    assert m.meta["metrics"]["val_acc"] == pytest.approx(best)
+    # inference settings are chosen on validation: the whole face with trained BN scores as the best epoch did
+    search = m.meta["inference_search"]
+    assert [(r["crop"], r["bn"]) for r in search] == [(c, bn) for bn in ("trained", "clean") for c in (1, .95, .9, .85)]
+    assert search[0]["val_acc"] == pytest.approx(best)
+    top = max(r["val_acc"] for r in search)
+    assert {"crop": m.crop, "bn": m.meta["bn"], "val_acc": top} in search
+    assert m.meta["metrics"]["val_acc"] == pytest.approx(top)
     assert m.meta["train_config"]["model"]["widths"] == [16, 32, 64, 64, 64]
 
 
@@ -138,3 +144,78 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synth
     other = tiny_config(init=str(src), model={**tiny_config().model, "widths": [16, 16, 32, 32, 32]})
     with pytest.raises(ValueError, match="--init .*model or classes differ"):
         Trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
+
+
+def test_swa_saves_the_weight_average_with_fresh_bn_and_resumes(tmp_path, synthetic_splits, tiny_run):
+    src = str(tiny_run[0] / "best_model.pt")
+    cfg = tiny_config(epochs=3, init=src, swa=True, lr=1e-3, swa_bn_faces=64)
+    # the reference run: uninterrupted; keep every epoch's weights to check the average by hand
+    snapshots = []
+    full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False,
+                   on_epoch=lambda row: snapshots.append({k: v.clone() for k, v in full.model.state_dict().items()}))
+    assert full.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.04)  # warming up
+    full.fit()
+    assert full.opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # then constant, no One-Cycle decay
+    assert all("raw_val_acc" in row for row in full.history)
+    assert "raw_val_acc" in next(csv.DictReader(open(tmp_path / "full" / "history.csv")))
+    avg = full.averaged_model()
+    for k, v in avg.state_dict().items():
+        if "running" in k or "num_batches" in k:
+            continue
+        expected = torch.stack([s[k].float() for s in snapshots]).mean(0)
+        assert torch.allclose(v.float(), expected, atol=1e-5), k
+    # BN statistics are measured for the average, not copied from any snapshot
+    bn = next(k for k in avg.state_dict() if k.endswith("running_mean"))
+    assert not any(torch.allclose(avg.state_dict()[bn], s[bn]) for s in snapshots)
+    saved = load_model(tmp_path / "full" / "best_model.pt")
+    assert saved.meta["train_config"]["swa"] is True
+    # the saved average (BN measured on clean whole faces) is what the first tuning row scores
+    assert saved.meta["inference_search"][0] == {"crop": 1.0, "bn": "trained",
+                                                 "val_acc": pytest.approx(max(r["val_acc"] for r in full.history))}
+    # an interrupted SWA run resumes with its running average
+    run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
+    second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
+    second.fit(resume=True)
+    assert int(second.swa_model.n_averaged) == 3
+    for a, b in zip(full.history, second.history):
+        assert a["val_acc"] == pytest.approx(b["val_acc"])
+    with pytest.raises(ValueError, match="pass init"):
+        tiny_config(swa=True)
+    labels = [line.get_label() for line in plot_history(full.history).axes[1].get_lines()]
+    assert "validation, last weights (SWA epochs)" in labels
+
+
+def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_path, tiny_run, synthetic_splits):
+    import shutil
+    from emo.train import finalize_checkpoint, tune_inference
+    path = tmp_path / "m.pt"
+    shutil.copy(tiny_run[0] / "best_model.pt", path)
+    m = load_model(path)
+    val, train = synthetic_splits.val, synthetic_splits.train
+    before, crop = {k: v.clone() for k, v in m.state_dict().items()}, m.crop
+    chosen, rows = tune_inference(m, val.images, val.labels, train.images[:64], crops=(1.0, 0.7))
+    assert [(r["crop"], r["bn"]) for r in rows] == [(1.0, "trained"), (0.7, "trained"), (1.0, "clean"), (0.7, "clean")]
+    assert m.crop == crop and all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # left as it was
+    top = max(r["val_acc"] for r in rows)
+    assert float((predict_proba(chosen, val.images).argmax(1) == val.labels).mean()) == pytest.approx(top)
+    m.crop = 0.7
+    assert rows[1]["val_acc"] == pytest.approx(float((predict_proba(m, val.images).argmax(1) == val.labels).mean()))
+    # "clean" BN: the running statistics are those of the given faces at that crop
+    from emo.train import recompute_bn
+    import copy
+    clean = recompute_bn(copy.deepcopy(m), train.images[:64])
+    bn = next(k for k in before if k.endswith("running_mean"))
+    assert not torch.allclose(clean.state_dict()[bn], before[bn])
+    assert rows[3]["val_acc"] == pytest.approx(float((predict_proba(clean, val.images).argmax(1) == val.labels).mean()))
+    with pytest.raises(ValueError, match="crops is empty"):
+        tune_inference(m, val.images, val.labels, crops=())
+    from emo.plots import plot_inference_search
+    bars = plot_inference_search(rows).axes[0].patches
+    assert sorted(b.get_height() for b in bars) == pytest.approx(sorted(r["val_acc"] for r in rows))
+    ck = finalize_checkpoint(path, synthetic_splits, bn_faces=64)
+    again = load_model(path)
+    assert again.crop == ck["crop"] and again.meta["inference_search"] == ck["inference_search"]
+    assert again.meta["metrics"]["val_acc"] == pytest.approx(max(r["val_acc"] for r in ck["inference_search"]))
+    test = synthetic_splits.test
+    assert again.meta["metrics"]["test_acc"] == pytest.approx(
+        float((predict_proba(again, test.images).argmax(1) == test.labels).mean()))
