@@ -32,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, update_bn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup, to_tensor
@@ -315,8 +315,8 @@ class Trainer:
         """The running weight average as a plain model, its batch-norm statistics recomputed on training faces.
 
         The average of several weights is a model no batch ever went through, so its BN running means and
-        variances are measured afresh (``torch.optim.swa_utils.update_bn``) on a seeded subset of clean
-        training faces (``swa_bn_faces``).
+        variances are measured afresh (:func:`recompute_bn`) on a seeded subset of clean training faces
+        (``swa_bn_faces``).
         """
         assert self.swa_model is not None
         model = build_model(self.model.config, classes=self.model.classes)
@@ -346,14 +346,25 @@ def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_si
     """Measure ``model``'s batch-norm statistics afresh on uint8 ``faces``, prepared as at inference (crop included).
 
     BN layers keep running means and variances of the batches they trained on: augmented and MixUp-blended
-    faces, or, for an average of weights, no batch at all. ``torch.optim.swa_utils.update_bn`` replaces them
-    with those of clean faces. Returns the model, in eval mode.
+    faces, or, for an average of weights, no batch at all. This replaces them with the exact mean and variance
+    over ``faces``. Unlike ``torch.optim.swa_utils.update_bn`` only the BN layers run in training mode, so
+    dropout is off as at inference and the result is deterministic. Returns the model, in eval mode.
     """
     device = next(model.parameters()).device
     mean, std = model.normalize
-    batches = [to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device, model.crop).contiguous(
-        memory_format=torch.channels_last) for i in range(0, len(faces), batch_size)]
-    update_bn(batches, model, device)
+    model.eval()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+        m.train()
+    with torch.no_grad():
+        for i in range(0, len(faces), batch_size):
+            model(to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device, model.crop).contiguous(
+                memory_format=torch.channels_last))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
     return model.eval()
 
 
