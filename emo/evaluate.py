@@ -115,7 +115,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     validation split and written into it (as training does at its end), refused on data the model was not
     trained on.
     """
-    meta = load_model(model_path).meta
+    model = load_model(model_path)
+    meta = model.meta
     protocol = meta.get("protocol", "standard")
     ds = load_dataset(source)
     mismatch = bool(meta.get("dataset")) and meta["dataset"] != ds.name
@@ -127,8 +128,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         print(f"inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
               + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:7s} BN: validation {r['val_acc']:.2%}"
                           for r in ck["inference_search"]))
-    model = load_model(model_path)
-    meta = model.meta
+        model = load_model(model_path)  # with the settings just chosen
+        meta = model.meta
     if default_out:
         out_dir = PROJECT_ROOT / "runs" / "evaluate" if mismatch else Path(model_path).parent
     if mismatch:

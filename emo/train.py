@@ -410,20 +410,19 @@ def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.de
 
     Only the validation split chooses; the test split is scored once, with the chosen settings.
     """
+    from emo.evaluate import labels_in_model_order
     from emo.model import model_from_checkpoint
     ck = read_checkpoint(path)
     model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
-    if set(splits.classes) != set(model.classes):
-        raise ValueError(f"{path} predicts {list(model.classes)} but the data is labelled {list(splits.classes)}")
-    remap = np.array([model.classes.index(c) for c in splits.classes])
+    labels = {split: labels_in_model_order(splits[split], splits.classes, model) for split in ("val", "test")}
     pick = np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:bn_faces])
-    model, search = tune_inference(model, splits.val.images, remap[splits.val.labels], splits.train.images[pick])
-    chosen = next(r for r in search if r["val_acc"] == max(q["val_acc"] for q in search))
+    model, search = tune_inference(model, splits.val.images, labels["val"], splits.train.images[pick])
+    chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
-        s = splits[split]
         for tta in (False, True):
-            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(model, s.images, remap[s.labels], tta)[0]
+            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(
+                model, splits[split].images, labels[split], tta)[0]
     ck.update(crop=model.crop, bn=chosen["bn"], inference_search=search, metrics=metrics,
               state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     if history is not None:
