@@ -126,7 +126,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
                              "tune it on its own data")
         ck = finalize_checkpoint(model_path, make_splits(ds, protocol))
         print(f"inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
-              + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:7s} BN: validation {r['val_acc']:.2%}"
+              + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:13s} BN: validation {r['val_acc']:.2%}"
                           for r in ck["inference_search"]))
         model = load_model(model_path)  # with the settings just chosen
         meta = model.meta

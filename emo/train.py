@@ -324,7 +324,8 @@ class Trainer:
         model.load_state_dict(self.swa_model.module.state_dict())
         model.to(self.device).to(memory_format=torch.channels_last)
         pick = np.random.default_rng(self.cfg.seed).permutation(len(self.train_labels))[:self.cfg.swa_bn_faces]
-        return recompute_bn(model, self.train_images[torch.as_tensor(pick).to(self.device)], self.cfg.batch_size)
+        return recompute_bn(model, self.train_images[torch.as_tensor(pick).to(self.device)], self.cfg.batch_size,
+                            dropout=True, seed=self.cfg.seed)
 
     def write_history(self) -> None:
         tmp = self.out / ".history.csv.tmp"
@@ -342,24 +343,29 @@ class Trainer:
               + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
 
 
-def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_size: int = 128) -> MiniXception:
+def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_size: int = 128,
+                 dropout: bool = False, seed: int = 0) -> MiniXception:
     """Measure ``model``'s batch-norm statistics afresh on uint8 ``faces``, prepared as at inference (crop included).
 
     BN layers keep running means and variances of the batches they trained on: augmented and MixUp-blended
     faces, or, for an average of weights, no batch at all. This replaces them with the exact mean and variance
-    over ``faces``. Unlike ``torch.optim.swa_utils.update_bn`` only the BN layers run in training mode, so
-    dropout is off as at inference and the result is deterministic. Returns the model, in eval mode.
+    over ``faces``. By default only the BN layers run in training mode, so dropout is off as at inference.
+    With ``dropout`` the whole model runs in training mode, as ``torch.optim.swa_utils.update_bn`` does: the
+    statistics then include the variance that dropout adds (the "variance shift" of Li et al., 2019), its masks
+    drawn from ``seed`` so that the result is still deterministic. Which of the two validates better is an
+    empirical question that :func:`tune_inference` answers per model. Returns the model, in eval mode.
     """
     device = next(model.parameters()).device
     mean, std = model.normalize
-    model.eval()
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
+    model.train(dropout)
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the batches
         m.train()
-    with torch.no_grad():
+    with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
         for i in range(0, len(faces), batch_size):
             model(to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device, model.crop).contiguous(
                 memory_format=torch.channels_last))
@@ -372,26 +378,31 @@ def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_si
 CROP_CANDIDATES = (1.0, 0.95, 0.9, 0.85)
 
 
+#: Where tune_inference's BN statistics come from: as trained, or measured on clean training faces with
+#: dropout off or on (:func:`recompute_bn`).
+BN_SOURCES = ("trained", "clean", "clean+dropout")
+
+
 def tune_inference(model: MiniXception, images: np.ndarray, labels: np.ndarray, bn_faces: np.ndarray | None = None,
                    crops: tuple[float, ...] = CROP_CANDIDATES) -> tuple[MiniXception, list[dict[str, Any]]]:
     """The inference settings with the best accuracy on ``images`` (validation faces): a centre crop from
     ``crops``, and the BN statistics from training or, where ``bn_faces`` (clean training faces) is given,
-    measured on them at that crop (:func:`recompute_bn`).
+    measured on them at that crop, with dropout off or on (:func:`recompute_bn`).
 
     Returns the chosen model (``model`` itself or a copy; ``model`` is left as it was) and one row per setting
-    tried: crop, bn ("trained" or "clean"), val_acc. Ties go to the earlier row: trained BN, larger crop.
+    tried: crop, bn (one of ``BN_SOURCES``), val_acc. Ties go to the earlier row: trained BN, larger crop.
     """
     import copy
     if not crops:
         raise ValueError("crops is empty: pass at least one crop fraction, e.g. (1.0, 0.9)")
     rows: list[dict[str, Any]] = []
     best: tuple[float, MiniXception] | None = None
-    for bn in ("trained", "clean") if bn_faces is not None else ("trained",):
+    for bn in BN_SOURCES if bn_faces is not None else BN_SOURCES[:1]:
         for c in crops:
             m = copy.deepcopy(model)
             m.crop = float(c)
-            if bn == "clean":
-                recompute_bn(m, bn_faces)  # type: ignore[arg-type]
+            if bn != "trained":
+                recompute_bn(m, bn_faces, dropout=bn == "clean+dropout")  # type: ignore[arg-type]
             acc = evaluate_accuracy(m, images, labels)[0]
             rows.append({"crop": float(c), "bn": bn, "val_acc": acc})
             if best is None or acc > best[0]:

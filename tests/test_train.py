@@ -8,7 +8,7 @@ import torch
 
 from emo.model import load_model, predict_proba
 from emo.plots import plot_history
-from emo.train import TrainConfig, Trainer, autocast_dtype, full_history
+from emo.train import BN_SOURCES, TrainConfig, Trainer, autocast_dtype, full_history
 from tests.conftest import ROOT, tiny_config
 
 
@@ -24,7 +24,7 @@ def test_run_writes_checkpoint_history_and_log(tiny_run):
     best = max(float(r["val_acc"]) for r in rows)
     # inference settings are chosen on validation: the whole face with trained BN scores as the best epoch did
     search = m.meta["inference_search"]
-    assert [(r["crop"], r["bn"]) for r in search] == [(c, bn) for bn in ("trained", "clean") for c in (1, .95, .9, .85)]
+    assert [(r["crop"], r["bn"]) for r in search] == [(c, bn) for bn in BN_SOURCES for c in (1, .95, .9, .85)]
     assert search[0]["val_acc"] == pytest.approx(best)
     top = max(r["val_acc"] for r in search)
     assert {"crop": m.crop, "bn": m.meta["bn"], "val_acc": top} in search
@@ -194,7 +194,8 @@ def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_
     val, train = synthetic_splits.val, synthetic_splits.train
     before, crop = {k: v.clone() for k, v in m.state_dict().items()}, m.crop
     chosen, rows = tune_inference(m, val.images, val.labels, train.images[:64], crops=(1.0, 0.7))
-    assert [(r["crop"], r["bn"]) for r in rows] == [(1.0, "trained"), (0.7, "trained"), (1.0, "clean"), (0.7, "clean")]
+    assert [(r["crop"], r["bn"]) for r in rows] == [(1.0, "trained"), (0.7, "trained"), (1.0, "clean"), (0.7, "clean"),
+                                                    (1.0, "clean+dropout"), (0.7, "clean+dropout")]
     assert m.crop == crop and all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # left as it was
     top = max(r["val_acc"] for r in rows)
     assert float((predict_proba(chosen, val.images).argmax(1) == val.labels).mean()) == pytest.approx(top)
@@ -207,6 +208,12 @@ def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_
     bn = next(k for k in before if k.endswith("running_mean"))
     assert not torch.allclose(clean.state_dict()[bn], before[bn])
     assert rows[3]["val_acc"] == pytest.approx(float((predict_proba(clean, val.images).argmax(1) == val.labels).mean()))
+    # "clean+dropout": measured with dropout's masks, which add variance; seeded, so the same every time
+    noisy = recompute_bn(copy.deepcopy(m), train.images[:64], dropout=True)
+    var = next(k for k in before if k.startswith("blocks.1.") and k.endswith("running_var"))  # behind a dropout
+    assert not noisy.training and not torch.allclose(noisy.state_dict()[var], clean.state_dict()[var])
+    assert torch.equal(noisy.state_dict()[var], recompute_bn(copy.deepcopy(m), train.images[:64], dropout=True).state_dict()[var])
+    assert rows[5]["val_acc"] == pytest.approx(float((predict_proba(noisy, val.images).argmax(1) == val.labels).mean()))
     with pytest.raises(ValueError, match="crops is empty"):
         tune_inference(m, val.images, val.labels, crops=())
     from emo.plots import plot_inference_search
