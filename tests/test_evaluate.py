@@ -74,6 +74,9 @@ def test_cli_tune_writes_the_chosen_settings_into_the_checkpoint(tiny_model_path
     out = capsys.readouterr().out
     tuned = load_model(model)
     assert "inference settings chosen on validation" in out and f"centre crop {tuned.crop:g}" in out
-    assert len(tuned.meta["inference_search"]) == 8 and tuned.meta["epoch"] == ck["epoch"]
+    from emo.train import BN_SOURCES, CROP_CANDIDATES
+    tried = [(r["crop"], r["bn"]) for r in tuned.meta["inference_search"]]
+    assert tried == [(c, bn) for bn in BN_SOURCES for c in CROP_CANDIDATES] and tuned.meta["epoch"] == ck["epoch"]
+    assert all(f"{bn:13s} BN: validation" in out for bn in BN_SOURCES)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["crop"] == tuned.crop and saved["val"]["accuracy"] == pytest.approx(tuned.meta["metrics"]["val_acc"])
