@@ -434,11 +434,16 @@ def center_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """
     if not 0.5 <= fraction <= 1.0:
         raise ValueError(f"crop fraction {fraction} must be between 0.5 and 1 (1 = the whole face)")
-    if fraction == 1.0:
-        return x
-    theta = torch.tensor([[fraction, 0.0, 0.0], [0.0, fraction, 0.0]], dtype=x.dtype, device=x.device)
+    return x if fraction == 1.0 else zoom(x, fraction)
+
+
+def zoom(x: torch.Tensor, scale: float, padding_mode: str = "border") -> torch.Tensor:
+    """Resample each image (N x C x H x W) about its centre, at the same size: ``scale`` < 1 shows the central
+    ``scale`` of it enlarged (:func:`center_crop`), ``scale`` > 1 shrinks it back (Grad-CAM maps of a crop),
+    the border filled by ``padding_mode`` (``grid_sample``'s)."""
+    theta = torch.tensor([[scale, 0.0, 0.0], [0.0, scale, 0.0]], dtype=x.dtype, device=x.device)
     grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 def augment(faces: torch.Tensor, size: int, generator: torch.Generator | None = None,

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from emo.data import to_tensor
+from emo.data import to_tensor, zoom
 from emo.model import MiniXception
 
 
@@ -37,10 +37,8 @@ def grad_cam(model: MiniXception, faces: np.ndarray, class_index: int | np.ndarr
             (grad,) = torch.autograd.grad(score, a)
         cam = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
         if model.crop < 1:  # the model saw the central crop: put the map back where that lies in the face
-            cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)
-            theta = torch.tensor([[1 / model.crop, 0, 0], [0, 1 / model.crop, 0]], dtype=cam.dtype, device=device)
-            grid = F.affine_grid(theta.expand(len(cam), 2, 3), list(cam.shape), align_corners=False)
-            cam = F.grid_sample(cam, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            cam = zoom(F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False), 1 / model.crop,
+                       padding_mode="zeros")
         cam = F.interpolate(cam, size=faces.shape[1:], mode="bilinear", align_corners=False)[:, 0]
         cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
         return cam.detach().cpu().numpy()
