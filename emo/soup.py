@@ -1,0 +1,146 @@
+"""Average the weights of models fine-tuned from one start: a greedy model soup (Wortsman et al., 2022).
+
+    python -m emo.soup results/best_model.pt runs/other_swa/best_model.pt --out runs/soup/best_model.pt
+
+Two runs from the same starting weights (say two ``--swa`` runs from one checkpoint, with other seeds
+and learning rates) usually end in one basin of the loss, where the mean of their weights is a model as
+good as either, often better, at the cost of one. Greedy: the ingredients are ranked by validation
+accuracy; each one joins the soup only if the soup's validation accuracy, with its BN statistics measured
+afresh, does not drop. The soup then gets its inference settings tuned on validation and is scored like
+the end of a training run (:func:`emo.train.finalize_checkpoint`). Only validation chooses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from emo.data import PROJECT_ROOT, Splits, load_dataset, make_splits
+from emo.evaluate import labels_in_model_order
+from emo.model import atomic_save, model_from_checkpoint, read_checkpoint
+from emo.train import command_line, evaluate_accuracy, finalize_checkpoint, recompute_bn
+
+DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
+#: What must agree between ingredients for their mean to mean anything.
+MUST_MATCH = ("config", "classes", "input_size", "normalize", "dataset", "protocol")
+
+
+def average_weights(state_dicts: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of floating-point tensors; counters (BN's ``num_batches_tracked``) from the first."""
+    if not state_dicts:
+        raise ValueError("no state dicts to average: pass at least one")
+    first = state_dicts[0]
+    return {k: torch.stack([sd[k].float() for sd in state_dicts]).mean(0).to(v.dtype) if v.is_floating_point()
+            else v.clone() for k, v in first.items()}
+
+
+def read_ingredients(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The checkpoints at ``paths``, refused with a one-line error unless they share architecture, classes and data."""
+    if len(paths) < 2:
+        raise ValueError(f"a soup needs at least two checkpoints, got {len(paths)}: pass more paths")
+    cks = [read_checkpoint(p) for p in paths]
+    for path, ck in zip(paths[1:], cks[1:]):
+        for key in MUST_MATCH:
+            if ck.get(key) != cks[0].get(key):
+                raise ValueError(f"{path} differs from {paths[0]} in {key!r} ({ck.get(key)!r} vs {cks[0].get(key)!r}): "
+                                 "only models of one architecture, trained on the same data, can be averaged")
+    return cks
+
+
+def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8192, seed: int = 0,
+                device: str | torch.device = "cpu",
+                log: Any = print) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Greedy soup of checkpoint dicts on ``splits``: returns the soup's weights and one row per ingredient.
+
+    Each ingredient is scored as it is (its own crop and BN statistics) on validation, then they are tried
+    from best to worst: a candidate soup (the mean of the weights kept so far and the ingredient's) gets its
+    BN statistics measured on ``bn_faces`` seeded clean training faces, whole faces, dropout on (as SWA
+    measures them), and is kept when its validation accuracy is at least the soup's so far. Rows, in the
+    order tried: ``index`` (into ``cks``), ``val_acc`` (the ingredient alone), ``soup_val_acc`` (the
+    candidate; the first row: the ingredient alone), ``kept``.
+    """
+    models = [model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval() for ck in cks]
+    val = splits.val
+    labels = labels_in_model_order(val, splits.classes, models[0])
+    scores = [evaluate_accuracy(m, val.images, labels)[0] for m in models]
+    order = sorted(range(len(cks)), key=lambda i: -scores[i])  # stable: ties keep the order given
+    pick = np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:bn_faces])
+    kept = [order[0]]
+    soup = {k: v.detach().clone() for k, v in models[order[0]].state_dict().items()}
+    best = scores[order[0]]
+    rows = [{"index": order[0], "val_acc": best, "soup_val_acc": best, "kept": True}]
+    log(f"ingredient {order[0]}: validation {best:.2%} (the soup's first)")
+    for i in order[1:]:
+        candidate = copy.deepcopy(models[i])
+        candidate.load_state_dict(average_weights([models[j].state_dict() for j in kept + [i]]))
+        candidate.crop = 1.0
+        recompute_bn(candidate, splits.train.images[pick], dropout=True, seed=seed)
+        acc = evaluate_accuracy(candidate, val.images, labels)[0]
+        keep = acc >= best
+        rows.append({"index": i, "val_acc": scores[i], "soup_val_acc": acc, "kept": keep})
+        log(f"ingredient {i}: validation {scores[i]:.2%} alone, soup with it {acc:.2%}: "
+            + ("kept" if keep else f"left out (soup so far {best:.2%})"))
+        if keep:
+            kept.append(i)
+            best = acc
+            soup = {k: v.detach().clone() for k, v in candidate.state_dict().items()}
+    return {k: v.cpu().contiguous() for k, v in soup.items()}, rows
+
+
+def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, source: str = "auto",
+              bn_faces: int = 8192, seed: int = 0, log: Any = print) -> dict[str, Any]:
+    """Cook a greedy soup of the checkpoints at ``paths`` into ``out``, tune and score it; returns the checkpoint.
+
+    The soup's checkpoint keeps the metadata (training config, history) of its best ingredient and adds
+    ``soup``: the ingredients' paths, their validation accuracies and which were kept. ``out`` is written
+    atomically, after every ingredient has been read, so it may be one of them.
+    """
+    cks = read_ingredients(paths)
+    ds = load_dataset(source)
+    if cks[0].get("dataset") and cks[0]["dataset"] != ds.name:
+        raise ValueError(f"these models were trained on {cks[0]['dataset']}, not {ds.name}: "
+                         "cook the soup on their own data")
+    splits = make_splits(ds, cks[0].get("protocol", "standard"))
+    state, rows = greedy_soup(cks, splits, bn_faces, seed, log=log)
+    first = cks[rows[0]["index"]]
+    for r in rows:
+        r["path"] = str(paths[r.pop("index")])
+    alone = sum(r["kept"] for r in rows) == 1  # then the soup is its best ingredient, crop and all
+    ck = {**first, "state_dict": state, "crop": first.get("crop", 1.0) if alone else 1.0,
+          "soup": {"ingredients": rows, "bn_faces": bn_faces, "seed": seed, "command": command_line("emo.soup"),
+                   "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    atomic_save(ck, out)
+    ck = finalize_checkpoint(out, splits, bn_faces=bn_faces, seed=seed)
+    log(f"{out}: {sum(r['kept'] for r in rows)} of {len(rows)} ingredients, centre crop {ck['crop']:g}, "
+        f"{ck['bn']} BN statistics: " + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
+    return ck
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emo.soup", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoints", nargs="+", help="two or more best_model.pt files trained from one start")
+    p.add_argument("--out", default=str(DEFAULT_SOUP), help="where the soup goes (default runs/soup/best_model.pt)")
+    p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
+    p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
+    p.add_argument("--seed", type=int, default=0, help="which faces, and dropout's masks while measuring")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
