@@ -25,7 +25,7 @@ import torch
 from emo.data import PROJECT_ROOT, Splits, load_dataset, make_splits
 from emo.evaluate import labels_in_model_order
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint
-from emo.train import command_line, evaluate_accuracy, finalize_checkpoint, recompute_bn
+from emo.train import command_line, evaluate_accuracy, finalize_checkpoint, tune_inference
 
 DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
 #: What must agree between ingredients for their mean to mean anything.
@@ -56,15 +56,18 @@ def read_ingredients(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8192, seed: int = 0,
                 device: str | torch.device = "cpu",
-                log: Any = print) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Greedy soup of checkpoint dicts on ``splits``: returns the soup's weights and one row per ingredient.
+                log: Any = print) -> tuple[dict[str, torch.Tensor], float, list[dict[str, Any]]]:
+    """Greedy soup of checkpoint dicts on ``splits``: the soup's weights, its centre crop, a row per ingredient.
 
-    Each ingredient is scored as it is (its own crop and BN statistics) on validation, then they are tried
-    from best to worst: a candidate soup (the mean of the weights kept so far and the ingredient's) gets its
-    BN statistics measured on ``bn_faces`` seeded clean training faces, whole faces, dropout on (as SWA
-    measures them), and is kept when its validation accuracy is at least the soup's so far. Rows, in the
-    order tried: ``index`` (into ``cks``), ``val_acc`` (the ingredient alone), ``soup_val_acc`` (the
-    candidate; the first row: the ingredient alone), ``kept``.
+    Each ingredient is scored as it is, with the inference settings its own training tuned on validation,
+    then they are tried from best to worst: a candidate soup (the mean of the weights kept so far and the
+    ingredient's) gets the same tuning (:func:`emo.train.tune_inference`: centre crop, and BN statistics
+    averaged or measured on ``bn_faces`` seeded clean training faces), so that both sides of the comparison
+    had the same search, and is kept when its validation accuracy is at least the soup's so far. Rows, in
+    the order tried: ``index`` (into ``cks``), ``val_acc`` (the ingredient alone), ``soup_val_acc`` (the
+    candidate; the first row: the ingredient alone), ``kept``, and the candidate's best ``crop`` and ``bn``
+    (one of :data:`emo.train.BN_SOURCES`; "trained" is the mean of the ingredients' statistics).
+    Returns the weights and the centre crop.
     """
     models = [model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval() for ck in cks]
     val = splits.val
@@ -74,24 +77,28 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
     pick = np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:bn_faces])
     kept = [order[0]]
     soup = {k: v.detach().clone() for k, v in models[order[0]].state_dict().items()}
+    crop = models[order[0]].crop
     best = scores[order[0]]
-    rows = [{"index": order[0], "val_acc": best, "soup_val_acc": best, "kept": True}]
+    rows = [{"index": order[0], "val_acc": best, "soup_val_acc": best, "kept": True, "crop": crop,
+             "bn": cks[order[0]].get("bn", "trained")}]
     log(f"ingredient {order[0]}: validation {best:.2%} (the soup's first)")
     for i in order[1:]:
         candidate = copy.deepcopy(models[i])
         candidate.load_state_dict(average_weights([models[j].state_dict() for j in kept + [i]]))
-        candidate.crop = 1.0
-        recompute_bn(candidate, splits.train.images[pick], dropout=True, seed=seed)
-        acc = evaluate_accuracy(candidate, val.images, labels)[0]
+        candidate, search = tune_inference(candidate, val.images, labels, splits.train.images[pick])
+        chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
+        acc = chosen["val_acc"]
         keep = acc >= best
-        rows.append({"index": i, "val_acc": scores[i], "soup_val_acc": acc, "kept": keep})
-        log(f"ingredient {i}: validation {scores[i]:.2%} alone, soup with it {acc:.2%}: "
+        rows.append({"index": i, "val_acc": scores[i], "soup_val_acc": acc, "kept": keep, "crop": chosen["crop"],
+                     "bn": chosen["bn"]})
+        log(f"ingredient {i}: validation {scores[i]:.2%} alone, soup with it {acc:.2%} "
+            f"(centre crop {chosen['crop']:g}, {chosen['bn']} BN statistics): "
             + ("kept" if keep else f"left out (soup so far {best:.2%})"))
         if keep:
             kept.append(i)
             best = acc
-            soup = {k: v.detach().clone() for k, v in candidate.state_dict().items()}
-    return {k: v.cpu().contiguous() for k, v in soup.items()}, rows
+            soup, crop = {k: v.detach().clone() for k, v in candidate.state_dict().items()}, candidate.crop
+    return {k: v.cpu().contiguous() for k, v in soup.items()}, crop, rows
 
 
 def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, source: str = "auto",
@@ -108,12 +115,11 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
         raise ValueError(f"these models were trained on {cks[0]['dataset']}, not {ds.name}: "
                          "cook the soup on their own data")
     splits = make_splits(ds, cks[0].get("protocol", "standard"))
-    state, rows = greedy_soup(cks, splits, bn_faces, seed, log=log)
+    state, crop, rows = greedy_soup(cks, splits, bn_faces, seed, log=log)
     first = cks[rows[0]["index"]]
     for r in rows:
         r["path"] = str(paths[r.pop("index")])
-    alone = sum(r["kept"] for r in rows) == 1  # then the soup is its best ingredient, crop and all
-    ck = {**first, "state_dict": state, "crop": first.get("crop", 1.0) if alone else 1.0,
+    ck = {**first, "state_dict": state, "crop": crop,
           "soup": {"ingredients": rows, "bn_faces": bn_faces, "seed": seed, "command": command_line("emo.soup"),
                    "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
     atomic_save(ck, out)
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(DEFAULT_SOUP), help="where the soup goes (default runs/soup/best_model.pt)")
     p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
     p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
-    p.add_argument("--seed", type=int, default=0, help="which faces, and dropout's masks while measuring")
+    p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     a = p.parse_args(argv)
     if a.threads:

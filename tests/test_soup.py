@@ -52,12 +52,15 @@ def test_a_kept_ingredient_is_averaged_in(ingredients, tmp_path, tiny_run, synth
     head = "head.3.weight"
     first, twin = read_checkpoint(good), read_checkpoint(good)
     twin["state_dict"][head] = twin["state_dict"][head] * 0.5  # other weights, the same architecture
-    state, rows = greedy_soup([first, twin], synthetic_splits, bn_faces=64)
+    state, crop, rows = greedy_soup([first, twin], synthetic_splits, bn_faces=64)
     assert sorted(r["index"] for r in rows) == [0, 1] and rows[0]["val_acc"] >= rows[1]["val_acc"]
     assert rows[1]["kept"] == (rows[1]["soup_val_acc"] >= rows[0]["val_acc"])
     best = first if rows[0]["index"] == 0 else twin
     expected = first["state_dict"][head] * 0.75 if rows[1]["kept"] else best["state_dict"][head]
     assert torch.allclose(state[head], expected)
+    from emo.train import BN_SOURCES, CROP_CANDIDATES
+    assert crop in CROP_CANDIDATES and rows[1]["crop"] in CROP_CANDIDATES and rows[1]["bn"] in BN_SOURCES
+    assert crop == (rows[1]["crop"] if rows[1]["kept"] else rows[0]["crop"])
 
 
 def test_ingredients_must_match(tiny_run, tmp_path):
