@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
-from emo.data import PROJECT_ROOT, Split, load_dataset, make_splits
+from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
 from emo.model import DEFAULT_MODEL, MiniXception, load_model, predict_proba
 from emo.train import finalize_checkpoint, full_history
 
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="default results/best_model.pt")
     p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder; runs/evaluate/ "
                    "when the data is not what the model was trained on)")
-    p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
+    p.add_argument("--source", choices=SOURCES, default="auto")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--tune", action="store_true",
                    help="first choose the centre crop and BN statistics on validation and write them into the "

@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
-from emo.data import PROJECT_ROOT, Splits, load_dataset, make_splits
+from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
 from emo.evaluate import labels_in_model_order
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint
-from emo.train import command_line, evaluate_accuracy, finalize_checkpoint, tune_inference
+from emo.train import clean_bn_faces, command_line, evaluate_accuracy, finalize_checkpoint, tune_inference
 
 DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
 #: What must agree between ingredients for their mean to mean anything.
@@ -74,7 +73,7 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
     labels = labels_in_model_order(val, splits.classes, models[0])
     scores = [evaluate_accuracy(m, val.images, labels)[0] for m in models]
     order = sorted(range(len(cks)), key=lambda i: -scores[i])  # stable: ties keep the order given
-    pick = np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:bn_faces])
+    bn_images = clean_bn_faces(splits, bn_faces, seed)
     kept = [order[0]]
     soup = {k: v.detach().clone() for k, v in models[order[0]].state_dict().items()}
     crop = models[order[0]].crop
@@ -85,7 +84,7 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
     for i in order[1:]:
         candidate = copy.deepcopy(models[i])
         candidate.load_state_dict(average_weights([models[j].state_dict() for j in kept + [i]]))
-        candidate, search = tune_inference(candidate, val.images, labels, splits.train.images[pick])
+        candidate, search = tune_inference(candidate, val.images, labels, bn_images)
         chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
         acc = chosen["val_acc"]
         keep = acc >= best
@@ -133,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.soup", description=__doc__.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", help="two or more best_model.pt files trained from one start")
     p.add_argument("--out", default=str(DEFAULT_SOUP), help="where the soup goes (default runs/soup/best_model.pt)")
-    p.add_argument("--source", choices=("auto", "fer2013", "synthetic"), default="auto")
+    p.add_argument("--source", choices=SOURCES, default="auto")
     p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
     p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")

@@ -411,6 +411,11 @@ def tune_inference(model: MiniXception, images: np.ndarray, labels: np.ndarray, 
     return best[1], rows
 
 
+def clean_bn_faces(splits: Splits, n: int = 8192, seed: int = 0) -> np.ndarray:
+    """``n`` training faces drawn with ``seed``, in their split's order: where tuning measures clean BN statistics."""
+    return splits.train.images[np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:n])]
+
+
 def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.device = "cpu",
                         history: list[dict[str, float]] | None = None, bn_faces: int = 8192,
                         seed: int = 0) -> dict[str, Any]:
@@ -426,8 +431,7 @@ def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.de
     ck = read_checkpoint(path)
     model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
     labels = {split: labels_in_model_order(splits[split], splits.classes, model) for split in ("val", "test")}
-    pick = np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:bn_faces])
-    model, search = tune_inference(model, splits.val.images, labels["val"], splits.train.images[pick])
+    model, search = tune_inference(model, splits.val.images, labels["val"], clean_bn_faces(splits, bn_faces, seed))
     chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
     metrics: dict[str, float] = {}
     for split in ("val", "test"):
