@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
-from emo.model import DEFAULT_MODEL, MiniXception, load_model
+from emo.model import DEFAULT_MODEL, Model, load_model
 
 try:
     from PyQt5.QtCore import Qt, QTimer
@@ -89,10 +89,10 @@ class EmoWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def build_window(model: MiniXception | str | Path = DEFAULT_MODEL, source: str = "0", device: str = "cpu",
+def build_window(model: Model | str | Path = DEFAULT_MODEL, source: str = "0", device: str = "cpu",
                  smoothing: float = 0.5) -> EmoWindow:
     """Load the model (or take a loaded one) and open the source; a missing camera gives a window with the message."""
-    if not isinstance(model, MiniXception):
+    if isinstance(model, (str, Path)):
         model = load_model(model, device)
     pipeline = EmotionPipeline(model, smoothing=smoothing)
     try:

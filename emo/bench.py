@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from emo.data import FER2013_CLASSES, augment, load_splits, mixup
 from emo.losses import focal_loss
-from emo.model import DEFAULT_MODEL, MiniXception, ModelConfig, build_model, count_parameters, load_model, predict_proba
+from emo.model import DEFAULT_MODEL, Model, ModelConfig, build_model, count_parameters, load_model, predict_proba
 
 TRAIN_FACES = 28709  # FER-2013 Training
 
@@ -53,7 +53,7 @@ def count_flops(module: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
     return int(fc.get_total_flops())
 
 
-def flops_per_face(model: MiniXception) -> int:
+def flops_per_face(model: Model) -> int:
     return count_flops(model, (1, model.config.in_channels, model.input_size, model.input_size))
 
 
@@ -69,7 +69,7 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]
 
 
 @torch.inference_mode()
-def latency_ms(model: MiniXception, repeat: int, channels_last: bool = True, dtype: torch.dtype | None = None) -> float:
+def latency_ms(model: Model, repeat: int, channels_last: bool = True, dtype: torch.dtype | None = None) -> float:
     """Median batch-1 forward time in ms."""
     x = torch.randn(1, 1, model.input_size, model.input_size)
     m = model.eval()
@@ -87,7 +87,7 @@ def latency_ms(model: MiniXception, repeat: int, channels_last: bool = True, dty
 
 
 @torch.inference_mode()
-def throughput(model: MiniXception, batch: int, repeat: int) -> float:
+def throughput(model: Model, batch: int, repeat: int) -> float:
     x = torch.randn(batch, 1, model.input_size, model.input_size).contiguous(memory_format=torch.channels_last)
     return batch / statistics.median(timed(lambda: model.eval()(x), repeat, warmup=1))
 
@@ -111,13 +111,13 @@ def train_throughput(cfg: ModelConfig, batch: int, steps: int) -> float:
     return batch / statistics.median(timed(step, steps, warmup=1))
 
 
-def eval_seconds(model: MiniXception, faces: np.ndarray, tta: bool) -> float:
+def eval_seconds(model: Model, faces: np.ndarray, tta: bool) -> float:
     t = time.perf_counter()
     predict_proba(model, faces, tta=tta)
     return time.perf_counter() - t
 
 
-def demo_fps(model: MiniXception, frames: int) -> float:
+def demo_fps(model: Model, frames: int) -> float:
     """End to end on 640x480 frames with one face: Haar detection, crop, classification, drawing."""
     from emo.faces import EmotionPipeline, FrameSource, sample_photo, write_test_video
     import tempfile
@@ -191,7 +191,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
     return rows, info
 
 
-def explore(model: MiniXception, repeat: int = 200) -> list[tuple[str, float]]:
+def explore(model: Model, repeat: int = 200) -> list[tuple[str, float]]:
     """Batch-1 latency of the shipped model under the CPU settings worth trying."""
     out = [("channels_last, fp32", latency_ms(model, repeat)),
            ("contiguous (NCHW), fp32", latency_ms(model, repeat, channels_last=False)),

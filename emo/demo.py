@@ -19,7 +19,7 @@ import ipywidgets as W
 import numpy as np
 
 from emo.faces import EmotionPipeline, Face, FpsMeter, FrameSource, SourceError
-from emo.model import MiniXception
+from emo.model import Model
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
@@ -44,7 +44,7 @@ def probabilities_html(faces: list[Face]) -> str:
 class WidgetDemo:
     """The notebook demo. ``start()`` / ``stop()`` also work from code (that is how the tests drive it)."""
 
-    def __init__(self, model: MiniXception, source: int | str = 0, smoothing: float = 0.5,
+    def __init__(self, model: Model, source: int | str = 0, smoothing: float = 0.5,
                  max_fps: float = 30.0) -> None:
         self.pipeline = EmotionPipeline(model, smoothing=smoothing)
         self.max_fps = max_fps

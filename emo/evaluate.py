@@ -21,7 +21,7 @@ import numpy as np
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
 from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
-from emo.model import DEFAULT_MODEL, MiniXception, load_model, predict_proba
+from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
 from emo.train import finalize_checkpoint, full_history
 
 
@@ -63,7 +63,7 @@ class Evaluation:
                                                 target_names=list(self.classes), output_dict=True, zero_division=0)}
 
 
-def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: MiniXception) -> np.ndarray:
+def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: Model) -> np.ndarray:
     """Re-index ``split.labels`` (into ``data_classes``) to the model's output order, by name."""
     if set(data_classes) != set(model.classes):
         raise ValueError(f"the model predicts {list(model.classes)} but the data is labelled {list(data_classes)}: "
@@ -72,7 +72,7 @@ def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: Mi
     return remap[split.labels]
 
 
-def evaluate_split(model: MiniXception, split: Split, data_classes: tuple[str, ...], tta: bool = False,
+def evaluate_split(model: Model, split: Split, data_classes: tuple[str, ...], tta: bool = False,
                    name: str = "test", batch_size: int | None = None) -> Evaluation:
     probs = predict_proba(model, split.images, tta=tta, batch_size=batch_size)
     return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
-from emo.model import MiniXception, predict_proba
+from emo.model import Model, predict_proba
 
 Boxes = np.ndarray  # N x 4 int (x, y, w, h)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm"}
@@ -118,7 +118,7 @@ class EmotionPipeline:
     (IoU > 0.3) a face of the previous frame; 0 turns it off.
     """
 
-    model: MiniXception
+    model: Model
     detector: Callable[[np.ndarray], Boxes] | None = None
     margin: float = 0.1
     smoothing: float = 0.5

@@ -3,7 +3,8 @@
 Building blocks, smallest first: :class:`SeparableConv` (depthwise 3x3 + pointwise 1x1 + BN),
 :class:`SqueezeExcite`, :class:`ResidualBlock`; then :class:`MiniXception` built from a
 :class:`ModelConfig`. With the default config (1x128x128 input, widths 128-256-512-512-512) this is
-the reference design, 2,152,775 parameters.
+the reference design, 2,152,775 parameters. An :class:`Ensemble` of such networks (``python -m emo.ensemble``)
+loads from a checkpoint and predicts like one of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 
 CHECKPOINT_FORMAT = "emo-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: a checkpoint may hold an ensemble (``members``); version 1 files load as before
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "results" / "best_model.pt"
 
 
@@ -145,6 +146,41 @@ class MiniXception(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
+class Ensemble(nn.Module):
+    """Several MiniXceptions of one architecture and classes, voting by the mean of their softmax outputs.
+
+    Each member looks at the face through its own centre crop (chosen on validation when it was trained),
+    so the ensemble itself takes the whole face (``crop`` 1). ``forward`` returns the log of the mean
+    probability: its softmax is that mean, so everything that calls a model (``predict_proba``, the demos,
+    evaluation) treats an ensemble as one model, at the cost of one forward pass per member.
+    """
+
+    def __init__(self, members: list[MiniXception]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        first = members[0]
+        for i, m in enumerate(members[1:], 1):
+            for attr in ("config", "classes", "normalize"):
+                if getattr(m, attr) != getattr(first, attr):
+                    raise ValueError(f"ensemble member {i} differs from member 0 in {attr} "
+                                     f"({getattr(m, attr)!r} vs {getattr(first, attr)!r}): members must share "
+                                     "architecture, classes and normalisation")
+        self.members = nn.ModuleList(members)
+        self.config, self.classes, self.input_size = first.config, first.classes, first.input_size
+        self.normalize = first.normalize
+        self.crop = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from emo.data import center_crop
+        p = torch.stack([m(center_crop(x, m.crop)).float().softmax(1) for m in self.members]).mean(0)
+        return p.clamp_min(1e-12).log()
+
+
+#: What a checkpoint loads as: one network, or an ensemble of them.
+Model = MiniXception | Ensemble
+
+
 def build_model(config: ModelConfig | None = None, classes: tuple[str, ...] | None = None, **overrides: Any) -> MiniXception:
     """``build_model(input_size=48)``: the reference architecture with any config field changed."""
     config = config or ModelConfig()
@@ -189,18 +225,20 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def checkpoint_dict(model: MiniXception, **meta: Any) -> dict[str, Any]:
-    """Weights plus everything needed to use them: config, class names, input size, normalisation."""
+def checkpoint_dict(model: Model, **meta: Any) -> dict[str, Any]:
+    """Weights plus everything needed to use them: config, class names, input size, normalisation, crop
+    (and, for an :class:`Ensemble`, ``members``: each member's crop)."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    members = ({"members": [{"crop": float(m.crop)} for m in model.members]} if isinstance(model, Ensemble) else {})
     return {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
         "config": model.config.to_dict(), "classes": list(model.classes), "input_size": model.input_size,
         "normalize": {"mean": float(model.normalize[0]), "std": float(model.normalize[1])},
-        "crop": float(model.crop), "state_dict": state, **meta,
+        "crop": float(model.crop), **members, "state_dict": state, **meta,
     }
 
 
-def save_checkpoint(model: MiniXception, path: str | os.PathLike, **meta: Any) -> Path:
+def save_checkpoint(model: Model, path: str | os.PathLike, **meta: Any) -> Path:
     return atomic_save(checkpoint_dict(model, **meta), path)
 
 
@@ -224,11 +262,28 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> MiniXception:
+def require_network(ckpt: dict[str, Any], path: str | os.PathLike, task: str) -> None:
+    """One-line refusal for what only a single network can do (train from it, tune it, average it)."""
+    if "members" in ckpt:
+        raise ValueError(f"{path} is an ensemble of {len(ckpt['members'])} networks, and {task} takes a single "
+                         "network: pass one of its members' checkpoints (their paths are in its 'ensemble' record)")
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> Model:
+    """The network (or, where the checkpoint has ``members``, the :class:`Ensemble`) that ``ckpt`` describes."""
     config = ModelConfig.from_dict(ckpt["config"])
-    model = MiniXception(config, tuple(ckpt["classes"]))
-    model.normalize = (ckpt["normalize"]["mean"], ckpt["normalize"]["std"])
-    model.crop = float(ckpt.get("crop", 1.0))  # checkpoints from before the test-time crop: the whole face
+    normalize = (ckpt["normalize"]["mean"], ckpt["normalize"]["std"])
+
+    def network(crop: float) -> MiniXception:
+        net = MiniXception(config, tuple(ckpt["classes"]))
+        net.normalize, net.crop = normalize, float(crop)
+        return net
+
+    model: Model
+    if "members" in ckpt:
+        model = Ensemble([network(m["crop"]) for m in ckpt["members"]])
+    else:
+        model = network(ckpt.get("crop", 1.0))  # checkpoints from before the test-time crop: the whole face
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -237,8 +292,9 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> MiniXception:
     return model
 
 
-def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> MiniXception:
-    """A ready-to-use model in eval mode, with ``.classes``, ``.input_size`` and ``.meta``."""
+def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> Model:
+    """A ready-to-use model (a :class:`MiniXception` or an :class:`Ensemble`) in eval mode, with ``.classes``,
+    ``.input_size`` and ``.meta``."""
     ckpt = read_checkpoint(path)
     model = model_from_checkpoint(ckpt)
     model.meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
@@ -246,7 +302,7 @@ def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.devi
 
 
 @torch.inference_mode()
-def predict_logits(model: MiniXception, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+def predict_logits(model: Model, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
     """Class probabilities of normalised input ``x``; with ``tta`` the mean over the face and its mirror."""
     x = x.contiguous(memory_format=torch.channels_last)
     p = model(x).float().softmax(1)
@@ -255,7 +311,7 @@ def predict_logits(model: MiniXception, x: torch.Tensor, tta: bool = False) -> t
     return p
 
 
-def predict_proba(model: MiniXception, faces: np.ndarray | list[np.ndarray], tta: bool = False,
+def predict_proba(model: Model, faces: np.ndarray | list[np.ndarray], tta: bool = False,
                   batch_size: int | None = None) -> np.ndarray:
     """uint8 grayscale faces (N x H x W, any size; or a list of 2-D arrays) -> N x C probabilities.
 

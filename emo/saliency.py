@@ -8,19 +8,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from emo.data import to_tensor, zoom
-from emo.model import MiniXception
+from emo.model import Ensemble, Model, predict_proba
 
 
-def grad_cam(model: MiniXception, faces: np.ndarray, class_index: int | np.ndarray | None = None,
+def grad_cam(model: Model, faces: np.ndarray, class_index: int | np.ndarray | None = None,
              layer: nn.Module | None = None) -> np.ndarray:
     """Heat maps (N x H x W in [0, 1], at the faces' size) for ``class_index`` (default: the predicted class).
 
     ``layer`` is the block whose activations are weighted by their pooled gradients; by default the
     last block with spatial resolution above 1x1 (at 48x48 input the last blocks are 3x3, so the
-    second-to-last strided block is the sharper choice).
+    second-to-last strided block is the sharper choice). For an :class:`~emo.model.Ensemble`, the mean of
+    its members' maps for the ensemble's class (each member's map where its own crop puts it).
     """
     if faces.ndim != 3 or faces.dtype != np.uint8:
         raise ValueError(f"faces must be uint8 N x H x W, got {faces.dtype} {faces.shape}")
+    if isinstance(model, Ensemble):
+        if class_index is None:
+            class_index = predict_proba(model, faces).argmax(1)
+        return np.mean([grad_cam(m, faces, class_index) for m in model.members], 0)
     layer = layer or model.blocks[-3]
     acts: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda m, i, o: acts.append(o))

@@ -23,7 +23,7 @@ import torch
 
 from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
 from emo.evaluate import labels_in_model_order
-from emo.model import atomic_save, model_from_checkpoint, read_checkpoint
+from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
 from emo.train import clean_bn_faces, command_line, evaluate_accuracy, finalize_checkpoint, tune_inference
 
 DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
@@ -40,16 +40,19 @@ def average_weights(state_dicts: Sequence[dict[str, torch.Tensor]]) -> dict[str,
             else v.clone() for k, v in first.items()}
 
 
-def read_ingredients(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """The checkpoints at ``paths``, refused with a one-line error unless they share architecture, classes and data."""
+def read_ingredients(paths: Sequence[str | Path], task: str = "a soup") -> list[dict[str, Any]]:
+    """The checkpoints at ``paths``, refused with a one-line error unless they are single networks that share
+    architecture, classes and data (``task`` names what they are for, in the errors: a soup, an ensemble)."""
     if len(paths) < 2:
-        raise ValueError(f"a soup needs at least two checkpoints, got {len(paths)}: pass more paths")
+        raise ValueError(f"{task} needs at least two checkpoints, got {len(paths)}: pass more paths")
     cks = [read_checkpoint(p) for p in paths]
+    for path, ck in zip(paths, cks):
+        require_network(ck, path, task)
     for path, ck in zip(paths[1:], cks[1:]):
         for key in MUST_MATCH:
             if ck.get(key) != cks[0].get(key):
                 raise ValueError(f"{path} differs from {paths[0]} in {key!r} ({ck.get(key)!r} vs {cks[0].get(key)!r}): "
-                                 "only models of one architecture, trained on the same data, can be averaged")
+                                 f"{task} takes models of one architecture, trained on the same data")
     return cks
 
 

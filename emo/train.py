@@ -37,8 +37,8 @@ from tqdm.auto import tqdm
 
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup, to_tensor
 from emo.losses import focal_loss
-from emo.model import (DEFAULT_MODEL, MiniXception, ModelConfig, atomic_save, build_model, checkpoint_dict,
-                       predict_proba, read_checkpoint, save_checkpoint)
+from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, atomic_save, build_model, checkpoint_dict,
+                       predict_proba, read_checkpoint, require_network, save_checkpoint)
 
 DEFAULT_OUTPUT = DEFAULT_MODEL.parent
 
@@ -94,7 +94,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if amp in ("auto", "fp16") else torch.bfloat16
 
 
-def evaluate_accuracy(model: MiniXception, images: np.ndarray, labels: np.ndarray, tta: bool = False,
+def evaluate_accuracy(model: Model, images: np.ndarray, labels: np.ndarray, tta: bool = False,
                       batch_size: int | None = None) -> tuple[float, float]:
     """(accuracy, mean cross-entropy) of ``model`` on uint8 faces."""
     p = predict_proba(model, images, tta=tta, batch_size=batch_size)
@@ -221,6 +221,7 @@ class Trainer:
     def _load_init(self, path: str) -> None:
         """Start from the weights of the checkpoint at ``path``, which must have this run's model and classes."""
         ck = read_checkpoint(path)
+        require_network(ck, path, "--init")
         if ck.get("config") != self.model.config.to_dict() or list(ck.get("classes", [])) != list(self.model.classes):
             raise ValueError(f"--init {path}: its model or classes differ from this run's; "
                              "pass the same model options (--input-size, --widths, --downsample) as it was trained with")
@@ -429,6 +430,7 @@ def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.de
     from emo.evaluate import labels_in_model_order
     from emo.model import model_from_checkpoint
     ck = read_checkpoint(path)
+    require_network(ck, path, "tuning the inference settings")
     model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
     labels = {split: labels_in_model_order(splits[split], splits.classes, model) for split in ("val", "test")}
     model, search = tune_inference(model, splits.val.images, labels["val"], clean_bn_faces(splits, bn_faces, seed))

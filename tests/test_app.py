@@ -31,6 +31,19 @@ def test_window_annotates_video_frames_then_stops(qapp, tiny_model_path, face_vi
     win.close()
 
 
+def test_window_takes_a_loaded_ensemble(qapp, tiny_model_path, face_video):
+    from emo.model import Ensemble, load_model
+    a, b = load_model(tiny_model_path), load_model(tiny_model_path)
+    b.crop = 0.9
+    ens = Ensemble([a, b]).eval()
+    win = build_window(ens, str(face_video))
+    win.timer.stop()
+    assert win.pipeline.model is ens and win.step()
+    face = win.last_faces[0]
+    assert face.label in ens.classes and np.isclose(face.probs.sum(), 1, atol=1e-5)
+    win.close()
+
+
 def test_missing_camera_shows_a_message(qapp, tiny_model_path):
     win = build_window(tiny_model_path, "9")
     assert win.source is None and "no camera 9" in win.view.text() and not win.step()

@@ -1,0 +1,133 @@
+"""Ensemble trained networks: greedy forward selection on validation (Caruana et al., 2004).
+
+    python -m emo.ensemble results/stage3/best_model.pt runs/other/best_model.pt ... --out runs/ensemble/best_model.pt
+
+A weight average (``python -m emo.soup``) costs nothing at inference but helps only where the runs share
+one basin of the loss; an ensemble averages the runs' predicted probabilities instead, which helps
+wherever their errors differ, at the cost of one forward pass per member. Greedy: the ensemble starts
+with the candidate most accurate on validation; each round, the candidate whose addition gives the
+highest validation accuracy joins if it raises that accuracy (a member that adds nothing would only cost
+time), and selection stops when none does (or at ``max_members``). Each candidate keeps the inference
+settings (centre crop, BN statistics) that its own training chose on validation. Only validation
+chooses; the test split is scored once, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from emo.data import PROJECT_ROOT, SOURCES, load_dataset, make_splits
+from emo.evaluate import labels_in_model_order
+from emo.model import Ensemble, MiniXception, atomic_save, checkpoint_dict, model_from_checkpoint, predict_proba
+from emo.soup import read_ingredients
+from emo.train import command_line, evaluate_accuracy
+
+DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
+#: A member's own record that describes the member, not the ensemble: kept per member in ``ensemble``.
+MEMBER_KEYS = ("crop", "bn", "inference_search", "metrics", "soup")
+
+
+def accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    return float((probs.argmax(1) == labels).mean())
+
+
+def select_members(probs: Sequence[np.ndarray], labels: np.ndarray,
+                   max_members: int | None = None) -> list[dict[str, Any]]:
+    """Greedy forward selection over candidates' class probabilities (one N x C array each) on ``labels``.
+
+    Returns a row per round: ``index`` (the candidate that did best joined to the members so far), ``val_acc``
+    (that candidate alone), ``ensemble_val_acc`` (the members so far with it) and ``kept``. The first row is
+    the best candidate alone (kept); the last row is the round that stopped selection, if one did (not kept).
+    Ties go to the earlier candidate.
+    """
+    if not probs:
+        raise ValueError("no candidates to select from: pass at least one")
+    if max_members is not None and max_members < 1:
+        raise ValueError(f"max_members must be at least 1, got {max_members}")
+    alone = [accuracy(p, labels) for p in probs]
+    first = int(np.argmax(alone))
+    rows = [{"index": first, "val_acc": alone[first], "ensemble_val_acc": alone[first], "kept": True}]
+    kept, total, best = [first], probs[first].astype(np.float64), alone[first]
+    while len(kept) < min(len(probs), max_members or len(probs)):
+        rest = [i for i in range(len(probs)) if i not in kept]
+        scores = [accuracy(total + probs[i], labels) for i in rest]
+        j = int(np.argmax(scores))
+        i, acc = rest[j], scores[j]
+        keep = acc > best
+        rows.append({"index": i, "val_acc": alone[i], "ensemble_val_acc": acc, "kept": keep})
+        if not keep:
+            break
+        kept.append(i)
+        total, best = total + probs[i], acc
+    return rows
+
+
+def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBLE, source: str = "auto",
+                  max_members: int | None = None, log: Any = print) -> dict[str, Any]:
+    """Select an ensemble from the checkpoints at ``paths`` on validation, score it, and write it to ``out``.
+
+    The checkpoint holds the members' weights and crops, the metadata of the best member (its training
+    configuration and history), ``metrics`` of the ensemble (validation and test, with and without flip
+    TTA), and ``ensemble``: a row per selection round with the candidate's path, its own inference settings
+    and scores. ``out`` is written atomically, after every candidate has been read, so it may be one of them.
+    """
+    cks = read_ingredients(paths, task="an ensemble")
+    ds = load_dataset(source)
+    if cks[0].get("dataset") and cks[0]["dataset"] != ds.name:
+        raise ValueError(f"these models were trained on {cks[0]['dataset']}, not {ds.name}: "
+                         "select the ensemble on their own data")
+    splits = make_splits(ds, cks[0].get("protocol", "standard"))
+    models: list[MiniXception] = [model_from_checkpoint(ck).to(memory_format=torch.channels_last).eval()  # type: ignore[misc]
+                                  for ck in cks]
+    val_labels = labels_in_model_order(splits.val, splits.classes, models[0])
+    probs = [predict_proba(m, splits.val.images) for m in tqdm(models, desc="candidates on validation", leave=False)]
+    rows = select_members(probs, val_labels, max_members)
+    for r in rows:
+        log(f"{paths[r['index']]}: validation {r['val_acc']:.2%} alone, ensemble with it {r['ensemble_val_acc']:.2%}: "
+            + ("kept" if r["kept"] else "left out, and selection stops"))
+    kept = [r["index"] for r in rows if r["kept"]]
+    model = Ensemble([models[i] for i in kept]).eval()
+    metrics: dict[str, float] = {}
+    for split in ("val", "test"):
+        labels = labels_in_model_order(splits[split], splits.classes, model)
+        for tta in (False, True):
+            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(model, splits[split].images, labels, tta)[0]
+    record = [{"path": str(paths[r["index"]]), **{k: v for k, v in r.items() if k != "index"},
+               **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
+    first = {k: v for k, v in cks[kept[0]].items() if k not in MEMBER_KEYS and k != "state_dict"}
+    ck = {**first, **checkpoint_dict(model), "metrics": metrics,
+          "ensemble": {"rounds": record, "candidates": [str(p) for p in paths], "max_members": max_members,
+                       "command": command_line("emo.ensemble"), "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    atomic_save(ck, out)
+    log(f"{out}: {len(kept)} of {len(paths)} candidates: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return ck
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m emo.ensemble", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoints", nargs="+", help="two or more best_model.pt files of one architecture and data")
+    p.add_argument("--out", default=str(DEFAULT_ENSEMBLE), help="where the ensemble goes (default runs/ensemble/best_model.pt)")
+    p.add_argument("--source", choices=SOURCES, default="auto")
+    p.add_argument("--max-members", type=int, default=None, help="at most this many members (each costs a forward pass)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    try:
+        make_ensemble(a.checkpoints, a.out, a.source, a.max_members)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from emo.ensemble import make_ensemble, select_members
+from emo.evaluate import run as evaluate
+from emo.model import Ensemble, MiniXception, load_model, predict_proba, read_checkpoint
+from emo.saliency import grad_cam
+from emo.soup import make_soup
+from emo.train import Trainer
+from tests.conftest import ROOT, tiny_config
+
+
+def test_select_members_adds_the_most_helpful_candidate_while_accuracy_rises():
+    labels = np.array([0, 1, 2, 0])
+    a = np.array([[.8, .1, .1], [.1, .8, .1], [.1, .1, .8], [.3, .6, .1]])    # 3 of 4: wrong on the last face
+    b = np.array([[.35, .4, .25], [.4, .35, .25], [.25, .4, .35], [.9, .05, .05]])  # 1 of 4, but sure of the last
+    probs = [a, a.copy(), b]  # the copy ties with a alone and adds nothing to it
+    rows = select_members(probs, labels)
+    assert [r["index"] for r in rows] == [0, 2, 1] and [r["kept"] for r in rows] == [True, True, False]
+    assert [r["val_acc"] for r in rows] == [0.75, 0.25, 0.75]
+    assert [r["ensemble_val_acc"] for r in rows] == [0.75, 1.0, 1.0]  # a third member that adds nothing: stop
+    # a cap on the size ends selection there, without a stopping round
+    assert [r["index"] for r in select_members(probs, labels, max_members=1)] == [0]
+    with pytest.raises(ValueError, match="max_members must be at least 1, got 0"):
+        select_members(probs, labels, max_members=0)
+    with pytest.raises(ValueError, match="at least one"):
+        select_members([], labels)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, synthetic_splits, tiny_run):
+    """Copies of the tiny trained model and of a second one trained with another seed: whole face and a 0.9 crop."""
+    out = tmp_path_factory.mktemp("second_run")
+    Trainer(tiny_config(epochs=2, seed=7), out / "run", "cpu", splits=synthetic_splits, progress=False).fit()
+    paths = []
+    for src, crop, name in ((tiny_run[0] / "best_model.pt", 1.0, "a.pt"), (out / "run" / "best_model.pt", 0.9, "b.pt")):
+        ck = read_checkpoint(src)
+        ck["crop"] = crop
+        torch.save(ck, out / name)
+        paths.append(out / name)
+    return tuple(paths)
+
+
+def test_ensemble_predicts_the_mean_of_its_members_each_at_its_crop(two_runs, synthetic_splits):
+    a, b = (load_model(p) for p in two_runs)
+    assert (a.crop, b.crop) == (1.0, 0.9)
+    ens = Ensemble([a, b]).eval()
+    faces = synthetic_splits.test.images[:20]
+    expected = (predict_proba(a, faces) + predict_proba(b, faces)) / 2
+    assert np.allclose(predict_proba(ens, faces), expected, atol=1e-5)
+    expected_tta = (predict_proba(a, faces, tta=True) + predict_proba(b, faces, tta=True)) / 2
+    assert np.allclose(predict_proba(ens, faces, tta=True), expected_tta, atol=1e-5)
+    other = MiniXception(a.config, tuple(reversed(a.classes)))
+    with pytest.raises(ValueError, match="member 1 differs from member 0 in classes"):
+        Ensemble([a, other])
+
+
+def test_make_ensemble_writes_a_checkpoint_that_loads_scores_and_explains_itself(two_runs, tmp_path, synthetic_splits):
+    out = tmp_path / "ens" / "best_model.pt"
+    lines: list[str] = []
+    ck = make_ensemble(list(two_runs), out, source="synthetic", log=lines.append)
+    rounds = ck["ensemble"]["rounds"]
+    assert rounds[0]["kept"] and rounds[0]["val_acc"] == max(r["val_acc"] for r in rounds)
+    assert [r["path"] for r in rounds] and set(r["path"] for r in rounds) <= set(map(str, two_runs))
+    assert all("crop" in r and "bn" in r for r in rounds) and len(lines) == len(rounds) + 1
+    model = load_model(out)
+    kept = [r for r in rounds if r["kept"]]
+    if len(kept) == 1:  # one member: the ensemble must be exactly that network
+        assert isinstance(model, Ensemble) and len(model.members) == 1
+    assert [m.crop for m in model.members] == [r["crop"] for r in kept]
+    assert model.classes == tuple(ck["classes"]) and model.meta["history"] == read_checkpoint(kept[0]["path"])["history"]
+    # its recorded scores are what evaluation measures, and the validation one is selection's
+    r = evaluate(out, None, source="synthetic", figures=False)
+    assert r["test"]["accuracy"] == pytest.approx(model.meta["metrics"]["test_acc"])
+    assert r["val_tta"]["accuracy"] == pytest.approx(model.meta["metrics"]["val_acc_tta"])
+    assert model.meta["metrics"]["val_acc"] == pytest.approx(kept[-1]["ensemble_val_acc"], abs=1e-9)
+    # grad-CAM of an ensemble: the mean of its members' maps
+    cams = grad_cam(model, synthetic_splits.test.images[:4])
+    assert cams.shape == (4, 48, 48) and 0 <= cams.min() and cams.max() <= 1 + 1e-6
+
+
+def test_a_selection_that_keeps_both_is_the_mean_of_both(two_runs, tmp_path, synthetic_splits):
+    """Whatever selection keeps, the written ensemble is the members it lists, with their own crops."""
+    out = tmp_path / "both.pt"
+    ck = make_ensemble(list(two_runs), out, source="synthetic", log=lambda s: None)
+    members = [load_model(r["path"]) for r in ck["ensemble"]["rounds"] if r["kept"]]
+    faces = synthetic_splits.val.images[:16]
+    expected = np.mean([predict_proba(m, faces) for m in members], 0)
+    assert np.allclose(predict_proba(load_model(out), faces), expected, atol=1e-5)
+
+
+def test_an_ensemble_is_refused_where_one_network_is_needed(two_runs, tmp_path, synthetic_splits):
+    out = tmp_path / "ens.pt"
+    make_ensemble(list(two_runs), out, source="synthetic", log=lambda s: None)
+    with pytest.raises(ValueError, match="is an ensemble of .* --init takes a single network"):
+        Trainer(tiny_config(init=str(out)), tmp_path / "t", "cpu", splits=synthetic_splits, progress=False)
+    with pytest.raises(ValueError, match="a soup takes a single network"):
+        make_soup([out, two_runs[0]], tmp_path / "s.pt", source="synthetic")
+    with pytest.raises(ValueError, match="an ensemble takes a single network"):
+        make_ensemble([out, two_runs[0]], tmp_path / "e2.pt", source="synthetic")
+    with pytest.raises(ValueError, match="tuning the inference settings takes a single network"):
+        evaluate(out, None, source="synthetic", figures=False, tune=True)
+
+
+def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
+    out = tmp_path / "e.pt"
+    cmd = [sys.executable, "-m", "emo.ensemble", *map(str, two_runs), "--out", str(out), "--source", "synthetic"]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "of 2 candidates" in r.stdout
+    assert load_model(out).meta["ensemble"]["command"].startswith("python -m emo.ensemble")
+    r = subprocess.run([sys.executable, "-m", "emo.ensemble", str(two_runs[0]), str(tmp_path / "missing.pt"),
+                        "--source", "synthetic"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.startswith("error: no model at") and len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([sys.executable, "-m", "emo.ensemble", str(two_runs[0]), "--source", "synthetic"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "an ensemble needs at least two checkpoints, got 1" in r.stderr
