@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emo.data import PROJECT_ROOT, SOURCES, load_dataset, make_splits
+from emo.data import PROJECT_ROOT, SOURCES
 from emo.evaluate import labels_in_model_order
 from emo.model import Ensemble, MiniXception, atomic_save, checkpoint_dict, model_from_checkpoint, predict_proba
-from emo.soup import read_ingredients
+from emo.soup import ingredients_splits, read_ingredients
 from emo.train import command_line, evaluate_accuracy
 
 DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
@@ -80,11 +80,7 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
     and scores. ``out`` is written atomically, after every candidate has been read, so it may be one of them.
     """
     cks = read_ingredients(paths, task="an ensemble")
-    ds = load_dataset(source)
-    if cks[0].get("dataset") and cks[0]["dataset"] != ds.name:
-        raise ValueError(f"these models were trained on {cks[0]['dataset']}, not {ds.name}: "
-                         "select the ensemble on their own data")
-    splits = make_splits(ds, cks[0].get("protocol", "standard"))
+    splits = ingredients_splits(cks[0], source, "an ensemble")
     models: list[MiniXception] = [model_from_checkpoint(ck).to(memory_format=torch.channels_last).eval()  # type: ignore[misc]
                                   for ck in cks]
     val_labels = labels_in_model_order(splits.val, splits.classes, models[0])

@@ -56,6 +56,15 @@ def read_ingredients(paths: Sequence[str | Path], task: str = "a soup") -> list[
     return cks
 
 
+def ingredients_splits(ck: dict[str, Any], source: str, task: str = "a soup") -> Splits:
+    """The splits of the data and protocol that checkpoint ``ck`` was trained on, refused on other data."""
+    ds = load_dataset(source)
+    if ck.get("dataset") and ck["dataset"] != ds.name:
+        raise ValueError(f"these models were trained on {ck['dataset']}, not {ds.name}: "
+                         f"make {task} on their own data")
+    return make_splits(ds, ck.get("protocol", "standard"))
+
+
 def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8192, seed: int = 0,
                 device: str | torch.device = "cpu",
                 log: Any = print) -> tuple[dict[str, torch.Tensor], float, list[dict[str, Any]]]:
@@ -112,11 +121,7 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
     atomically, after every ingredient has been read, so it may be one of them.
     """
     cks = read_ingredients(paths)
-    ds = load_dataset(source)
-    if cks[0].get("dataset") and cks[0]["dataset"] != ds.name:
-        raise ValueError(f"these models were trained on {cks[0]['dataset']}, not {ds.name}: "
-                         "cook the soup on their own data")
-    splits = make_splits(ds, cks[0].get("protocol", "standard"))
+    splits = ingredients_splits(cks[0], source)
     state, crop, rows = greedy_soup(cks, splits, bn_faces, seed, log=log)
     first = cks[rows[0]["index"]]
     for r in rows:

@@ -106,6 +106,18 @@ def test_an_ensemble_is_refused_where_one_network_is_needed(two_runs, tmp_path, 
         evaluate(out, None, source="synthetic", figures=False, tune=True)
 
 
+def test_an_ensemble_is_made_on_its_members_own_data(two_runs, tmp_path):
+    moved = []
+    for i, path in enumerate(two_runs):
+        ck = read_checkpoint(path)
+        ck["dataset"] = "fer2013"
+        torch.save(ck, tmp_path / f"{i}.pt")
+        moved.append(tmp_path / f"{i}.pt")
+    with pytest.raises(ValueError, match="trained on fer2013, not synthetic: make an ensemble on their own data"):
+        make_ensemble(moved, tmp_path / "e.pt", source="synthetic")
+    assert not (tmp_path / "e.pt").exists()
+
+
 def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
     out = tmp_path / "e.pt"
     cmd = [sys.executable, "-m", "emo.ensemble", *map(str, two_runs), "--out", str(out), "--source", "synthetic"]
@@ -119,3 +131,17 @@ def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
     r = subprocess.run([sys.executable, "-m", "emo.ensemble", str(two_runs[0]), "--source", "synthetic"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "an ensemble needs at least two checkpoints, got 1" in r.stderr
+
+
+SHIPPED_ENSEMBLE = ROOT / "results" / "ensemble" / "best_model.pt"
+
+
+@pytest.mark.skipif(not SHIPPED_ENSEMBLE.exists(), reason="no ensemble in results/ensemble/")
+def test_the_committed_ensemble_is_its_committed_members():
+    ens = load_model(SHIPPED_ENSEMBLE)
+    kept = [r for r in ens.meta["ensemble"]["rounds"] if r["kept"]]
+    assert isinstance(ens, Ensemble) and len(ens.members) == len(kept) >= 2
+    for member, r in zip(ens.members, kept):
+        ck = read_checkpoint(ROOT / r["path"])
+        assert member.crop == ck["crop"] == r["crop"] and list(member.classes) == ck["classes"]
+        assert all(torch.equal(v, ck["state_dict"][k]) for k, v in member.state_dict().items())
