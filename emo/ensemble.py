@@ -15,6 +15,7 @@ chooses; the test split is scored once, at the end.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from emo.data import PROJECT_ROOT, SOURCES
 from emo.evaluate import labels_in_model_order
-from emo.model import Ensemble, MiniXception, atomic_save, checkpoint_dict, model_from_checkpoint, predict_proba
+from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
 from emo.train import command_line, evaluate_accuracy
 
@@ -74,15 +75,20 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
                   max_members: int | None = None, log: Any = print) -> dict[str, Any]:
     """Select an ensemble from the checkpoints at ``paths`` on validation, score it, and write it to ``out``.
 
-    The checkpoint holds the members' weights and crops, the metadata of the best member (its training
-    configuration and history), ``metrics`` of the ensemble (validation and test, with and without flip
-    TTA), and ``ensemble``: a row per selection round with the candidate's path, its own inference settings
-    and scores. ``out`` is written atomically, after every candidate has been read, so it may be one of them.
+    The checkpoint names its members, ``members``: each one's path relative to ``out``'s folder and the
+    SHA-256 of its file (:func:`emo.model.read_members`; their weights are not copied), and holds the
+    metadata of the best member (its training configuration and history), ``metrics`` of the ensemble
+    (validation and test, with and without flip TTA), and ``ensemble``: a row per selection round with the
+    candidate's path, its own inference settings and scores. ``out`` is written atomically, and may not
+    be one of the candidates.
     """
+    out = Path(out)
+    if any(out.resolve() == Path(p).resolve() for p in paths):
+        raise ValueError(f"--out {out} is one of the candidates, whose file the ensemble would need: "
+                         "write the ensemble elsewhere")
     cks = read_ingredients(paths, task="an ensemble")
     splits = ingredients_splits(cks[0], source, "an ensemble")
-    models: list[MiniXception] = [model_from_checkpoint(ck).to(memory_format=torch.channels_last).eval()  # type: ignore[misc]
-                                  for ck in cks]
+    models = [model_from_checkpoint(ck).to(memory_format=torch.channels_last).eval() for ck in cks]
     val_labels = labels_in_model_order(splits.val, splits.classes, models[0])
     probs = [predict_proba(m, splits.val.images) for m in tqdm(models, desc="candidates on validation", leave=False)]
     rows = select_members(probs, val_labels, max_members)
@@ -99,7 +105,9 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
     record = [{"path": str(paths[r["index"]]), **{k: v for k, v in r.items() if k != "index"},
                **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
     first = {k: v for k, v in cks[kept[0]].items() if k not in MEMBER_KEYS and k != "state_dict"}
-    ck = {**first, **checkpoint_dict(model), "metrics": metrics,
+    members = [{"path": os.path.relpath(Path(paths[i]).resolve(), out.resolve().parent), "sha256": file_sha256(paths[i])}
+               for i in kept]
+    ck = {**first, "version": CHECKPOINT_VERSION, "crop": model.crop, "members": members, "metrics": metrics,
           "ensemble": {"rounds": record, "candidates": [str(p) for p in paths], "max_members": max_members,
                        "command": command_line("emo.ensemble"), "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
     atomic_save(ck, out)

@@ -4,11 +4,12 @@ Building blocks, smallest first: :class:`SeparableConv` (depthwise 3x3 + pointwi
 :class:`SqueezeExcite`, :class:`ResidualBlock`; then :class:`MiniXception` built from a
 :class:`ModelConfig`. With the default config (1x128x128 input, widths 128-256-512-512-512) this is
 the reference design, 2,152,775 parameters. An :class:`Ensemble` of such networks (``python -m emo.ensemble``)
-loads from a checkpoint and predicts like one of them.
+loads from a checkpoint that names its members' files, and predicts like one network.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 import torch.nn as nn
 
 CHECKPOINT_FORMAT = "emo-checkpoint"
-CHECKPOINT_VERSION = 2  # 2: a checkpoint may hold an ensemble (``members``); version 1 files load as before
+CHECKPOINT_VERSION = 2  # 2: a checkpoint may name an ensemble's members (``members``); version 1 files load as before
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "results" / "best_model.pt"
 
 
@@ -225,20 +226,22 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def checkpoint_dict(model: Model, **meta: Any) -> dict[str, Any]:
-    """Weights plus everything needed to use them: config, class names, input size, normalisation, crop
-    (and, for an :class:`Ensemble`, ``members``: each member's crop)."""
+def checkpoint_dict(model: MiniXception, **meta: Any) -> dict[str, Any]:
+    """Weights plus everything needed to use them: config, class names, input size, normalisation, crop."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    members = ({"members": [{"crop": float(m.crop)} for m in model.members]} if isinstance(model, Ensemble) else {})
     return {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
         "config": model.config.to_dict(), "classes": list(model.classes), "input_size": model.input_size,
         "normalize": {"mean": float(model.normalize[0]), "std": float(model.normalize[1])},
-        "crop": float(model.crop), **members, "state_dict": state, **meta,
+        "crop": float(model.crop), "state_dict": state, **meta,
     }
 
 
-def save_checkpoint(model: Model, path: str | os.PathLike, **meta: Any) -> Path:
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_checkpoint(model: MiniXception, path: str | os.PathLike, **meta: Any) -> Path:
     return atomic_save(checkpoint_dict(model, **meta), path)
 
 
@@ -269,21 +272,13 @@ def require_network(ckpt: dict[str, Any], path: str | os.PathLike, task: str) ->
                          "network: pass one of its members' checkpoints (their paths are in its 'ensemble' record)")
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> Model:
-    """The network (or, where the checkpoint has ``members``, the :class:`Ensemble`) that ``ckpt`` describes."""
-    config = ModelConfig.from_dict(ckpt["config"])
-    normalize = (ckpt["normalize"]["mean"], ckpt["normalize"]["std"])
-
-    def network(crop: float) -> MiniXception:
-        net = MiniXception(config, tuple(ckpt["classes"]))
-        net.normalize, net.crop = normalize, float(crop)
-        return net
-
-    model: Model
+def model_from_checkpoint(ckpt: dict[str, Any]) -> MiniXception:
+    """The network that the checkpoint dict ``ckpt`` describes (an ensemble's checkpoint: :func:`load_model`)."""
     if "members" in ckpt:
-        model = Ensemble([network(m["crop"]) for m in ckpt["members"]])
-    else:
-        model = network(ckpt.get("crop", 1.0))  # checkpoints from before the test-time crop: the whole face
+        raise ValueError("an ensemble's checkpoint names its members' files: load it with load_model(path)")
+    model = MiniXception(ModelConfig.from_dict(ckpt["config"]), tuple(ckpt["classes"]))
+    model.normalize = (ckpt["normalize"]["mean"], ckpt["normalize"]["std"])
+    model.crop = float(ckpt.get("crop", 1.0))  # checkpoints from before the test-time crop: the whole face
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
@@ -292,11 +287,32 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> Model:
     return model
 
 
+def read_members(ckpt: dict[str, Any], path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The checkpoints of the members that the ensemble checkpoint ``ckpt`` (read from ``path``) names.
+
+    An ensemble's checkpoint holds no weights of its own (they would repeat its members' files): each member
+    is a path relative to the ensemble's folder and the SHA-256 of that file when the ensemble was made, so
+    a member that was moved or retrained since is refused rather than silently used.
+    """
+    cks = []
+    for m in ckpt["members"]:
+        member = Path(path).parent / m["path"]
+        if not member.exists():
+            raise FileNotFoundError(f"the ensemble {path} needs its member {member}: keep the members' checkpoints "
+                                    "where they were when it was made (its paths are relative to its folder)")
+        if file_sha256(member) != m["sha256"]:
+            raise ValueError(f"the ensemble member {member} has changed since the ensemble {path} was made: "
+                             "make the ensemble again with `python -m emo.ensemble`")
+        cks.append(read_checkpoint(member))
+    return cks
+
+
 def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> Model:
     """A ready-to-use model (a :class:`MiniXception` or an :class:`Ensemble`) in eval mode, with ``.classes``,
     ``.input_size`` and ``.meta``."""
     ckpt = read_checkpoint(path)
-    model = model_from_checkpoint(ckpt)
+    model: Model = (Ensemble([model_from_checkpoint(m) for m in read_members(ckpt, path)]) if "members" in ckpt
+                    else model_from_checkpoint(ckpt))
     model.meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model.to(device).to(memory_format=torch.channels_last).eval()
 

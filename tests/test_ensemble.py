@@ -7,7 +7,7 @@ import torch
 
 from emo.ensemble import make_ensemble, select_members
 from emo.evaluate import run as evaluate
-from emo.model import Ensemble, MiniXception, load_model, predict_proba, read_checkpoint
+from emo.model import Ensemble, MiniXception, load_model, model_from_checkpoint, predict_proba, read_checkpoint
 from emo.saliency import grad_cam
 from emo.soup import make_soup
 from emo.train import Trainer
@@ -133,15 +133,45 @@ def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
     assert r.returncode == 2 and "an ensemble needs at least two checkpoints, got 1" in r.stderr
 
 
+def test_an_ensemble_names_its_members_files_and_refuses_changed_or_missing_ones(two_runs, tmp_path):
+    members = tmp_path / "members"
+    members.mkdir()
+    paths = []
+    for p in two_runs:
+        paths.append(members / p.name)
+        paths[-1].write_bytes(p.read_bytes())
+    out = tmp_path / "ens" / "best_model.pt"
+    ck = make_ensemble(paths, out, source="synthetic", log=lambda s: None)
+    assert "state_dict" not in read_checkpoint(out) and out.stat().st_size < paths[0].stat().st_size / 4
+    assert all(m["path"].startswith("../members/") for m in ck["members"])
+    moved = tmp_path / "moved"  # the ensemble and its members moved together: paths are relative to it
+    moved.mkdir()
+    (tmp_path / "ens").rename(moved / "ens")
+    members.rename(moved / "members")
+    assert isinstance(load_model(moved / "ens" / "best_model.pt"), Ensemble)
+    member = moved / "members" / ck["members"][0]["path"].split("/")[-1]
+    spoiled = read_checkpoint(member)
+    spoiled["crop"] = 0.85
+    torch.save(spoiled, member)
+    with pytest.raises(ValueError, match="has changed since the ensemble .* was made: make the ensemble again"):
+        load_model(moved / "ens" / "best_model.pt")
+    member.unlink()
+    with pytest.raises(FileNotFoundError, match="needs its member .*: keep the members' checkpoints where they were"):
+        load_model(moved / "ens" / "best_model.pt")
+    with pytest.raises(ValueError, match="is one of the candidates"):
+        make_ensemble(list(two_runs), two_runs[1], source="synthetic")
+    with pytest.raises(ValueError, match="load it with load_model"):
+        model_from_checkpoint(ck)
+
+
 SHIPPED_ENSEMBLE = ROOT / "results" / "ensemble" / "best_model.pt"
 
 
 @pytest.mark.skipif(not SHIPPED_ENSEMBLE.exists(), reason="no ensemble in results/ensemble/")
-def test_the_committed_ensemble_is_its_committed_members():
-    ens = load_model(SHIPPED_ENSEMBLE)
+def test_the_committed_ensemble_loads_from_its_committed_members():
+    ens = load_model(SHIPPED_ENSEMBLE)  # checks each member file's SHA-256
     kept = [r for r in ens.meta["ensemble"]["rounds"] if r["kept"]]
-    assert isinstance(ens, Ensemble) and len(ens.members) == len(kept) >= 2
-    for member, r in zip(ens.members, kept):
-        ck = read_checkpoint(ROOT / r["path"])
-        assert member.crop == ck["crop"] == r["crop"] and list(member.classes) == ck["classes"]
-        assert all(torch.equal(v, ck["state_dict"][k]) for k, v in member.state_dict().items())
+    assert isinstance(ens, Ensemble) and len(ens.members) == len(kept) == len(ens.meta["members"]) >= 2
+    assert [m.crop for m in ens.members] == [r["crop"] for r in kept]
+    assert [(SHIPPED_ENSEMBLE.parent / m["path"]).resolve() for m in ens.meta["members"]] == \
+        [(ROOT / r["path"]).resolve() for r in kept]
