@@ -1,7 +1,7 @@
 """Mini-Xception-Emo: real-time facial-expression recognition in PyTorch.
 
     from emo import load_model, predict_proba
-    model = load_model()                      # results/best_model.pt (an Ensemble), eval mode
+    model = load_model()                      # results/best_model.pt, eval mode
     probs = predict_proba(model, faces)       # uint8 N x H x W -> N x len(model.classes)
 """
 

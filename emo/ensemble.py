@@ -29,7 +29,7 @@ from emo.data import PROJECT_ROOT, SOURCES
 from emo.evaluate import labels_in_model_order
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
-from emo.train import command_line, evaluate_accuracy
+from emo.train import command_line, score_splits
 
 DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
 #: A member's own record that describes the member, not the ensemble: kept per member in ``ensemble``.
@@ -97,11 +97,7 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
             + ("kept" if r["kept"] else "left out, and selection stops"))
     kept = [r["index"] for r in rows if r["kept"]]
     model = Ensemble([models[i] for i in kept]).eval()
-    metrics: dict[str, float] = {}
-    for split in ("val", "test"):
-        labels = labels_in_model_order(splits[split], splits.classes, model)
-        for tta in (False, True):
-            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(model, splits[split].images, labels, tta)[0]
+    metrics = score_splits(model, splits)
     record = [{"path": str(paths[r["index"]]), **{k: v for k, v in r.items() if k != "index"},
                **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
     first = {k: v for k, v in cks[kept[0]].items() if k not in MEMBER_KEYS and k != "state_dict"}

@@ -417,6 +417,17 @@ def clean_bn_faces(splits: Splits, n: int = 8192, seed: int = 0) -> np.ndarray:
     return splits.train.images[np.sort(np.random.default_rng(seed).permutation(len(splits.train))[:n])]
 
 
+def score_splits(model: Model, splits: Splits) -> dict[str, float]:
+    """Accuracy on validation and test, with and without flip TTA: the ``metrics`` a checkpoint records."""
+    from emo.evaluate import labels_in_model_order
+    metrics: dict[str, float] = {}
+    for split in ("val", "test"):
+        labels = labels_in_model_order(splits[split], splits.classes, model)
+        for tta in (False, True):
+            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(model, splits[split].images, labels, tta)[0]
+    return metrics
+
+
 def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.device = "cpu",
                         history: list[dict[str, float]] | None = None, bn_faces: int = 8192,
                         seed: int = 0) -> dict[str, Any]:
@@ -432,14 +443,10 @@ def finalize_checkpoint(path: str | Path, splits: Splits, device: str | torch.de
     ck = read_checkpoint(path)
     require_network(ck, path, "tuning the inference settings")
     model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
-    labels = {split: labels_in_model_order(splits[split], splits.classes, model) for split in ("val", "test")}
-    model, search = tune_inference(model, splits.val.images, labels["val"], clean_bn_faces(splits, bn_faces, seed))
+    val_labels = labels_in_model_order(splits.val, splits.classes, model)
+    model, search = tune_inference(model, splits.val.images, val_labels, clean_bn_faces(splits, bn_faces, seed))
     chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
-    metrics: dict[str, float] = {}
-    for split in ("val", "test"):
-        for tta in (False, True):
-            metrics[f"{split}_acc{'_tta' if tta else ''}"] = evaluate_accuracy(
-                model, splits[split].images, labels[split], tta)[0]
+    metrics = score_splits(model, splits)
     ck.update(crop=model.crop, bn=chosen["bn"], inference_search=search, metrics=metrics,
               state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
     if history is not None:
