@@ -1,4 +1,4 @@
-"""Focal loss (Lin et al., 2017) for hard and soft (MixUp) targets."""
+"""Focal loss (Lin et al., 2017) for hard and soft (MixUp) targets; the distillation loss (Hinton et al., 2015)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
     if weight is not None:
         loss = loss * weight[None, :]
     return loss.sum(1).mean()
+
+
+def distillation_loss(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Mean KL divergence from the teacher's softened distribution to the student's, times ``temperature**2``.
+
+    Both are softmaxes of logits divided by ``temperature`` (Hinton et al., 2015); the factor keeps the
+    gradient's scale independent of it. ``teacher_logits`` may be any log-probabilities, such as an
+    :class:`~emo.model.Ensemble`'s log mean softmax. Zero exactly where the two distributions agree.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature} must be > 0")
+    logq = F.log_softmax(logits.float() / temperature, dim=1)
+    logp = F.log_softmax(teacher_logits.float() / temperature, dim=1)
+    return F.kl_div(logq, logp, reduction="batchmean", log_target=True) * temperature ** 2
 
 
 class FocalLoss(nn.Module):

@@ -3,13 +3,16 @@
 Recipe: per-face random resized crop / rotation / flip on whole batches, MixUp, focal loss, AdamW,
 One-Cycle LR, mixed precision where it helps, early stopping on validation accuracy. With ``--swa``
 (after ``--init``): a constant learning rate instead of One-Cycle, and the weights averaged over the
-epochs (stochastic weight averaging); the averaged model is the one validated and saved.
+epochs (stochastic weight averaging); the averaged model is the one validated and saved. With
+``--teacher``: knowledge distillation, the loss pulling the model's predictions towards those of a
+trained model or ensemble shown the same augmented, MixUp-blended batch.
 
     python -m emo.train                       # -> results/best_model.pt, history.csv, train_log.txt
     python -m emo.train runs/try1 --epochs 5  # another output folder
     python -m emo.train --resume              # go on from results/last.pt after an interruption
                                               # (or from best_model.pt where last.pt was lost)
     python -m emo.train runs/swa --init results/best_model.pt --swa --epochs 12 --lr 2e-4
+    python -m emo.train runs/kd --init results/best_model.pt --teacher results/ensemble/best_model.pt --swa --lr 4e-4
 
 ``best_model.pt`` is replaced atomically, only when validation accuracy improves; ``last.pt`` holds
 everything needed to resume (weights, optimiser, scheduler, history, random state).
@@ -36,7 +39,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup, to_tensor
-from emo.losses import focal_loss
+from emo.losses import distillation_loss, focal_loss
 from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, atomic_save, build_model, checkpoint_dict,
                        predict_proba, read_checkpoint, require_network, save_checkpoint)
 
@@ -64,6 +67,9 @@ class TrainConfig:
     init: str = ""  # start from this checkpoint's weights (a warm restart: new optimiser, new One-Cycle)
     swa: bool = False  # constant lr (after a one-epoch warm-up), weights averaged over epochs (Izmailov et al., 2018)
     swa_bn_faces: int = 8192  # training faces whose batch statistics the averaged model's BN layers get
+    teacher: str = ""  # distil from this checkpoint (a network or an ensemble) shown the same batches
+    distill_weight: float = 1.0  # with a teacher: loss = w * distillation + (1 - w) * focal loss on the labels
+    temperature: float = 1.0  # with a teacher: softmax temperature of the distillation loss
     model: dict[str, Any] = field(default_factory=lambda: ModelConfig(input_size=48, downsample="stride").to_dict())
 
     def __post_init__(self) -> None:
@@ -82,6 +88,10 @@ class TrainConfig:
             raise ValueError("swa=True averages the weights around a trained model: pass init (--init CHECKPOINT) too")
         if self.swa_bn_faces < 1:
             raise ValueError(f"swa_bn_faces={self.swa_bn_faces} must be at least 1")
+        if not 0 <= self.distill_weight <= 1:
+            raise ValueError(f"distill_weight={self.distill_weight} must be between 0 and 1")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature={self.temperature} must be > 0")
         self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
 
 
@@ -130,6 +140,9 @@ class Trainer:
         self.init_note = ""  # what --init started from, for the log
         if cfg.init:
             self._load_init(cfg.init)
+        self.teacher: Model | None = None
+        if cfg.teacher:
+            self._load_teacher(cfg.teacher)
         self.model.to(self.device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = math.ceil(n / cfg.batch_size)
@@ -204,7 +217,8 @@ class Trainer:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
         mine = self._meta()["train_config"]
         # defaults for checkpoints written before --init and --swa existed
-        theirs = {"init": "", "swa": False, "swa_bn_faces": 8192, **ck.get("train_config", {})}
+        theirs = {"init": "", "swa": False, "swa_bn_faces": 8192, "teacher": "", "distill_weight": 1.0,
+                  "temperature": 1.0, **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
@@ -229,6 +243,31 @@ class Trainer:
         self.init_note = (f"init: weights of {path} (epoch {ck.get('epoch')}, "
                           f"val acc {ck.get('metrics', {}).get('val_acc', float('nan')):.4f})")
 
+    def _load_teacher(self, path: str) -> None:
+        """The model (network or ensemble) at ``path`` as the teacher: same classes in the same order, same input size."""
+        from emo.model import load_model
+        teacher = load_model(path, self.device)
+        if tuple(teacher.classes) != tuple(self.model.classes) or teacher.input_size != self.model.input_size:
+            raise ValueError(f"--teacher {path}: its classes {list(teacher.classes)} or input size {teacher.input_size} "
+                             f"differ from this run's ({list(self.model.classes)}, {self.model.input_size}): "
+                             "distil from a model trained on the same data and input size")
+        self.teacher = teacher
+        meta = getattr(teacher, "meta", {})
+        self.init_note += ("\n# " if self.init_note else "") + (
+            f"teacher: {path} ({type(teacher).__name__}, val acc {meta.get('metrics', {}).get('val_acc', float('nan')):.4f}), "
+            f"distill weight {self.cfg.distill_weight:g}, temperature {self.cfg.temperature:g}")
+
+    @torch.no_grad()
+    def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The teacher's logits (an ensemble's: log mean probability) for the student's normalised batch ``x``."""
+        assert self.teacher is not None
+        mean, std = self.model.normalize
+        tmean, tstd = self.teacher.normalize
+        if (tmean, tstd) != (mean, std):  # the same pixels under the teacher's own normalisation
+            x = (x * std + mean - tmean) / tstd
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            return self.teacher(x).float()
+
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self) -> tuple[float, float]:
         cfg, model = self.cfg, self.model
@@ -252,6 +291,9 @@ class Trainer:
                                 enabled=self.amp_dtype is not None):
                 logits = model(x)
             loss = focal_loss(logits, t, cfg.gamma)
+            if self.teacher is not None:
+                kd = distillation_loss(logits, self.teacher_logits(x), cfg.temperature)
+                loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
             self.opt.zero_grad(set_to_none=True)
             if self.amp_dtype == torch.float16:
                 self.scaler.scale(loss).backward()
@@ -526,6 +568,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--swa", action="store_true",
                    help="with --init: constant --lr (after a one-epoch warm-up) and the weights averaged over "
                         "the epochs (stochastic weight averaging); the averaged model is validated and saved")
+    p.add_argument("--teacher", default="", metavar="CHECKPOINT",
+                   help="knowledge distillation: pull the predictions towards this model's or ensemble's, "
+                        "shown the same augmented batches")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="with --teacher: weight of the distillation loss (the focal loss on the labels gets 1 - it)")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="with --teacher: distillation temperature")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -536,7 +584,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
         downsample=a.downsample)
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,
-                       amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, model=model.to_dict())
+                       amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, teacher=a.teacher,
+                       distill_weight=a.distill_weight, temperature=a.temperature, model=model.to_dict())
 
 
 def main(argv: list[str] | None = None) -> int:

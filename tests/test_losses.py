@@ -35,3 +35,18 @@ def test_class_weights_and_module():
 def test_negative_gamma_is_refused():
     with pytest.raises(ValueError, match="gamma=-1"):
         focal_loss(torch.randn(2, 7), torch.tensor([0, 1]), gamma=-1)
+
+
+def test_distillation_loss_is_the_tempered_kl_divergence():
+    from emo.losses import distillation_loss
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(8, 7, generator=g), torch.randn(8, 7, generator=g)
+    assert distillation_loss(t, t).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(t + 3.0, t).item() == pytest.approx(0.0, abs=1e-6)  # softmax ignores a shift
+    p, q = (t / 2).softmax(1), (s / 2).softmax(1)
+    by_hand = (p * (p.log() - q.log())).sum(1).mean() * 4
+    assert distillation_loss(s, t, temperature=2.0).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    # an ensemble's teacher output is a log-probability: the loss takes it as such
+    assert distillation_loss(s, t.log_softmax(1)).item() == pytest.approx(distillation_loss(s, t).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="temperature=0"):
+        distillation_loss(s, t, temperature=0)
