@@ -223,6 +223,9 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
     assert torch.allclose(t2.teacher_logits(x).softmax(1), teacher(center_crop(x, teacher.crop)).softmax(1), atol=1e-5)
     t2.fit()
     assert t2.history[0]["train_loss"] > 0
+    # the teacher is part of the recipe: resuming with another (here none) is refused
+    with pytest.raises(ValueError, match="other settings .*teacher"):
+        Trainer(tiny_config(epochs=3, seed=5), tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False).resume()
     other = tiny_config(teacher=str(teacher_path), model={**tiny_config().model, "input_size": 64})
     with pytest.raises(ValueError, match="--teacher .*differ from this run's"):
         Trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
