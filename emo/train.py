@@ -28,7 +28,7 @@ import shlex
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,9 +41,11 @@ from tqdm.auto import tqdm
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup, to_tensor
 from emo.losses import distillation_loss, focal_loss
 from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, atomic_save, build_model, checkpoint_dict,
-                       predict_proba, read_checkpoint, require_network, save_checkpoint)
+                       load_model, predict_proba, read_checkpoint, require_network, save_checkpoint)
 
 DEFAULT_OUTPUT = DEFAULT_MODEL.parent
+#: TrainConfig options added after the first checkpoints were written (which were trained with their defaults).
+LATER_OPTIONS = ("init", "swa", "swa_bn_faces", "teacher", "distill_weight", "temperature")
 
 
 @dataclass
@@ -216,9 +218,9 @@ class Trainer:
     def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
         mine = self._meta()["train_config"]
-        # defaults for checkpoints written before --init and --swa existed
-        theirs = {"init": "", "swa": False, "swa_bn_faces": 8192, "teacher": "", "distill_weight": 1.0,
-                  "temperature": 1.0, **ck.get("train_config", {})}
+        # checkpoints written before these options existed were trained with their defaults
+        later = {f.name: f.default for f in fields(TrainConfig) if f.name in LATER_OPTIONS}
+        theirs = {**later, **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
@@ -245,14 +247,13 @@ class Trainer:
 
     def _load_teacher(self, path: str) -> None:
         """The model (network or ensemble) at ``path`` as the teacher: same classes in the same order, same input size."""
-        from emo.model import load_model
         teacher = load_model(path, self.device)
         if tuple(teacher.classes) != tuple(self.model.classes) or teacher.input_size != self.model.input_size:
             raise ValueError(f"--teacher {path}: its classes {list(teacher.classes)} or input size {teacher.input_size} "
                              f"differ from this run's ({list(self.model.classes)}, {self.model.input_size}): "
                              "distil from a model trained on the same data and input size")
         self.teacher = teacher
-        meta = getattr(teacher, "meta", {})
+        meta = teacher.meta
         self.init_note += ("\n# " if self.init_note else "") + (
             f"teacher: {path} ({type(teacher).__name__}, val acc {meta.get('metrics', {}).get('val_acc', float('nan')):.4f}), "
             f"distill weight {self.cfg.distill_weight:g}, temperature {self.cfg.temperature:g}")
@@ -265,8 +266,12 @@ class Trainer:
         tmean, tstd = self.teacher.normalize
         if (tmean, tstd) != (mean, std):  # the same pixels under the teacher's own normalisation
             x = (x * std + mean - tmean) / tstd
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with self.autocast():
             return self.teacher(x).float()
+
+    def autocast(self) -> torch.autocast:
+        """Mixed precision for forward passes as ``amp`` asks (off where it is off)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self) -> tuple[float, float]:
@@ -287,8 +292,7 @@ class Trainer:
             x = augment(x, size, g, scale=cfg.crop_scale, degrees=cfg.rotation).sub_(mean).div_(std)
             x, t = mixup(x, F.one_hot(y, len(model.classes)).float(), cfg.mixup_alpha, g)
             x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with self.autocast():
                 logits = model(x)
             loss = focal_loss(logits, t, cfg.gamma)
             if self.teacher is not None:
