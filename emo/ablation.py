@@ -25,7 +25,7 @@ import torch
 from emo.bench import flops_per_face
 from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
-from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer, command_line
+from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer, command_line, run_command
 
 DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
 SYNTHETIC_ABLATION = PROJECT_ROOT / "runs" / "ablation"  # where a run on generated faces goes by default
@@ -115,15 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.source, a.device, not a.no_progress,
-                     command_line("emo.ablation", argv))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.source, a.device,
+                                            not a.no_progress, command_line("emo.ablation", argv)), a.threads)
 
 
 if __name__ == "__main__":

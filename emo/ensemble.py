@@ -29,7 +29,7 @@ from emo.data import PROJECT_ROOT, SOURCES
 from emo.evaluate import labels_in_model_order
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
-from emo.train import command_line, score_splits
+from emo.train import command_line, run_command, score_splits
 
 DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
 #: A member's own record that describes the member, not the ensemble: kept per member in ``ensemble``.
@@ -119,14 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-members", type=int, default=None, help="at most this many members (each costs a forward pass)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        make_ensemble(a.checkpoints, a.out, a.source, a.max_members)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.source, a.max_members), a.threads)
 
 
 if __name__ == "__main__":

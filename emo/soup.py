@@ -24,7 +24,7 @@ import torch
 from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
 from emo.evaluate import labels_in_model_order
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
-from emo.train import clean_bn_faces, command_line, evaluate_accuracy, finalize_checkpoint, tune_inference
+from emo.train import clean_bn_faces, command_line, evaluate_accuracy, finalize_checkpoint, run_command, tune_inference
 
 DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
 #: What must agree between ingredients for their mean to mean anything.
@@ -145,14 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     a = p.parse_args(argv)
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    try:
-        make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed), a.threads)
 
 
 if __name__ == "__main__":

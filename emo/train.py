@@ -531,6 +531,21 @@ def command_line(module: str, argv: list[str] | None = None) -> str:
     return " ".join(["python -m " + module, *(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))])
 
 
+def run_command(action: Callable[[], object], threads: int = 0) -> int:
+    """How a command line's ``main`` ends: set ``threads`` CPU threads (0: PyTorch's choice) and run ``action``.
+
+    Returns 0, or 2 after printing the one-line error of a bad input (a missing file, a bad value).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        action()
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def one_cycle_lrs(epochs: int, steps_per_epoch: int, lr: float = 1e-3) -> list[float]:
     """The learning rate at every step of the One-Cycle schedule that :class:`Trainer` uses."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
