@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from emo.bench import flops_per_face
+from emo.cli import command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
-from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer, command_line, run_command
+from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer
 
 DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
 SYNTHETIC_ABLATION = PROJECT_ROOT / "runs" / "ablation"  # where a run on generated faces goes by default

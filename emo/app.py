@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emo.cli import run_command
 from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
 from emo.model import DEFAULT_MODEL, Model, load_model
 
@@ -112,17 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
     a = p.parse_args(argv)
-    try:
-        model = load_model(a.model_path, a.device)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: run_app(load_model(a.model_path, a.device), a.source, a.device, a.smoothing, a.frames))
+
+
+def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0.5, frames: int = 0) -> int:
+    """Show the window on ``source`` until it is closed (or after ``frames`` frames); returns Qt's exit status."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    win = build_window(model, a.source, a.device, a.smoothing)
+    win = build_window(model, source, device, smoothing)
     win.show()
-    if a.frames:
+    if frames:
         def stop_when_done() -> None:
-            if win.frames >= a.frames or not win.timer.isActive():
+            if win.frames >= frames or not win.timer.isActive():
                 app.quit()
         guard = QTimer()
         guard.timeout.connect(stop_when_done)

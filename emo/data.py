@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from emo.cli import run_command
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMO_DATA_DIR", PROJECT_ROOT / "data"))
 DATASET_FILE = "fer2013.npz"
@@ -495,22 +497,22 @@ def main(argv: list[str] | None = None) -> int:
     ps = sub.add_parser("info", help="describe the imported copy")
     ps.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
-    try:
-        if a.cmd == "import":
-            ds = import_fer2013(a.path, a.data_dir)
-            out = Path(a.data_dir or DATA_DIR) / DATASET_FILE
-            print(f"imported {len(ds):,} faces into {out}")
-            for why, n in ds.skipped.items():
-                print(f"skipped {n:,} file(s): {why}")
-        ds = load_fer2013(a.data_dir)
-        counts = {name: int((ds.usage == code).sum()) for name, code in
-                  [("Training", TRAINING), ("PublicTest", PUBLIC_TEST), ("PrivateTest", PRIVATE_TEST), ("test (unnamed)", TEST_UNSPLIT)]}
-        print(", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
-        print("per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))
-    except (FileNotFoundError, DataImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: import_and_describe(a.data_dir, a.path if a.cmd == "import" else None))
+
+
+def import_and_describe(data_dir: str | None, path: str | None = None) -> None:
+    """``python -m emo.data import PATH`` / ``info``: import ``path`` (when given), then describe the copy in ``data_dir``."""
+    if path is not None:
+        ds = import_fer2013(path, data_dir)
+        out = Path(data_dir or DATA_DIR) / DATASET_FILE
+        print(f"imported {len(ds):,} faces into {out}")
+        for why, n in ds.skipped.items():
+            print(f"skipped {n:,} file(s): {why}")
+    ds = load_fer2013(data_dir)
+    counts = {name: int((ds.usage == code).sum()) for name, code in
+              [("Training", TRAINING), ("PublicTest", PUBLIC_TEST), ("PrivateTest", PRIVATE_TEST), ("test (unnamed)", TEST_UNSPLIT)]}
+    print(", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+    print("per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))
 
 
 if __name__ == "__main__":

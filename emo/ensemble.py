@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from emo.cli import command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES
 from emo.evaluate import labels_in_model_order
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
-from emo.train import command_line, run_command, score_splits
+from emo.train import score_splits
 
 DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
 #: A member's own record that describes the member, not the ensemble: kept per member in ``ensemble``.

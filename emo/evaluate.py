@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
+from emo.cli import run_command
 from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
 from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
 from emo.train import finalize_checkpoint, full_history
@@ -198,15 +199,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="first choose the centre crop and BN statistics on validation and write them into the "
                         "checkpoint (training does this at its end; for checkpoints from before it did)")
     a = p.parse_args(argv)
-    try:
-        r = run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None, tune=a.tune)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: report(run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None,
+                                          tune=a.tune)))
+
+
+def report(r: dict[str, Any]) -> None:
+    """Print what :func:`run` measured: the accuracy table, the per-class report and where the files went."""
     print(format_results(r))
     print(f"\nper-class report, test with flip TTA:\n{r['_evals']['test', True].report()}")
     print(f"wrote metrics.json and figures to {r['out_dir']} ({r['seconds']} s)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,10 +21,11 @@ from typing import Any, Sequence
 
 import torch
 
+from emo.cli import command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
 from emo.evaluate import labels_in_model_order
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
-from emo.train import clean_bn_faces, command_line, evaluate_accuracy, finalize_checkpoint, run_command, tune_inference
+from emo.train import clean_bn_faces, evaluate_accuracy, finalize_checkpoint, tune_inference
 
 DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
 #: What must agree between ingredients for their mean to mean anything.

@@ -24,7 +24,6 @@ import argparse
 import csv
 import json
 import math
-import shlex
 import sys
 import time
 import warnings
@@ -38,6 +37,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from emo.cli import command_line, run_command
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits, augment, load_splits, mixup, to_tensor
 from emo.losses import distillation_loss, focal_loss
 from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, atomic_save, build_model, checkpoint_dict,
@@ -526,26 +526,6 @@ def full_history(meta: dict[str, Any]) -> tuple[list[dict[str, float]], list[int
     return history, restarts
 
 
-def command_line(module: str, argv: list[str] | None = None) -> str:
-    """The shell command that ran ``module`` with ``argv`` (default: this process's arguments), for the logs."""
-    return " ".join(["python -m " + module, *(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))])
-
-
-def run_command(action: Callable[[], object], threads: int = 0) -> int:
-    """How a command line's ``main`` ends: set ``threads`` CPU threads (0: PyTorch's choice) and run ``action``.
-
-    Returns 0, or 2 after printing the one-line error of a bad input (a missing file, a bad value).
-    """
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        action()
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def one_cycle_lrs(epochs: int, steps_per_epoch: int, lr: float = 1e-3) -> list[float]:
     """The learning rate at every step of the One-Cycle schedule that :class:`Trainer` uses."""
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
@@ -607,41 +587,40 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
                        distill_weight=a.distill_weight, temperature=a.temperature, model=model.to_dict())
 
 
+def train_from_args(a: argparse.Namespace, argv: list[str] | None = None) -> None:
+    """Train as the command line ``a`` (parsed from ``argv``) says, logging to ``train_log.txt``."""
+    cfg = config_from_args(a)
+    trainer = Trainer(cfg, a.output_dir, a.device, progress=not a.no_progress)
+    if a.resume and not (trainer.last_path.exists() or trainer.best_path.exists()):
+        raise FileNotFoundError(f"--resume: no {trainer.last_path} (nor {trainer.best_path.name}) to resume from; "
+                                "drop --resume to start afresh")
+    out = Path(a.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "train_log.txt", "a") as f:
+        f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {command_line('emo.train', argv)}\n# device {trainer.device}, "
+                f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
+                f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
+                f"# config {json.dumps(asdict(cfg))}\n" + (f"# {trainer.init_note}\n" if trainer.init_note else ""))
+
+    def log_epoch(row: dict[str, float]) -> None:
+        with open(out / "train_log.txt", "a") as f:
+            if trainer.resume_note:
+                f.write(f"# {trainer.resume_note}\n")
+                trainer.resume_note = ""
+            f.write(json.dumps(row) + "\n")
+    trainer.on_epoch = log_epoch
+    print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "
+          f"{len(trainer.train_labels):,} faces) on {trainer.device}; writing {trainer.best_path}")
+    trainer.fit(resume=a.resume)
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     try:
-        cfg = config_from_args(a)
-        if a.threads:
-            torch.set_num_threads(a.threads)
-        trainer = Trainer(cfg, a.output_dir, a.device, progress=not a.no_progress)
-        if a.resume and not (trainer.last_path.exists() or trainer.best_path.exists()):
-            raise FileNotFoundError(f"--resume: no {trainer.last_path} (nor {trainer.best_path.name}) to resume from; "
-                                    "drop --resume to start afresh")
-        out = Path(a.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "train_log.txt", "a") as f:
-            f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {command_line('emo.train', argv)}\n# device {trainer.device}, "
-                    f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
-                    f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
-                    f"# config {json.dumps(asdict(cfg))}\n" + (f"# {trainer.init_note}\n" if trainer.init_note else ""))
-
-        def log_epoch(row: dict[str, float]) -> None:
-            with open(out / "train_log.txt", "a") as f:
-                if trainer.resume_note:
-                    f.write(f"# {trainer.resume_note}\n")
-                    trainer.resume_note = ""
-                f.write(json.dumps(row) + "\n")
-        trainer.on_epoch = log_epoch
-        print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "
-              f"{len(trainer.train_labels):,} faces) on {trainer.device}; writing {trainer.best_path}")
-        trainer.fit(resume=a.resume)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return run_command(lambda: train_from_args(a, argv), a.threads)
     except KeyboardInterrupt:
         print(f"\ninterrupted: resume with `python -m emo.train {a.output_dir} --resume` (same options)", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 
 from emo.model import load_model, predict_proba
 from emo.plots import plot_history
-from emo.train import BN_SOURCES, TrainConfig, Trainer, autocast_dtype, full_history, run_command
+from emo.train import BN_SOURCES, TrainConfig, Trainer, autocast_dtype, full_history
 from tests.conftest import ROOT, tiny_config
 
 
@@ -274,20 +274,3 @@ def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_
     test = synthetic_splits.test
     assert again.meta["metrics"]["test_acc"] == pytest.approx(
         float((predict_proba(again, test.images).argmax(1) == test.labels).mean()))
-
-
-def test_run_command_turns_bad_input_into_one_line_and_exit_2_and_lets_bugs_through(capsys):
-    threads = torch.get_num_threads()
-    try:
-        assert run_command(lambda: None, threads=1) == 0
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(threads)
-
-    def missing() -> None:
-        raise FileNotFoundError("no model at x.pt: train one first")
-
-    assert run_command(missing) == 2
-    assert capsys.readouterr().err == "error: no model at x.pt: train one first\n"
-    with pytest.raises(ZeroDivisionError):  # a bug is not a bad input: its traceback must reach the user
-        run_command(lambda: 1 / 0)
