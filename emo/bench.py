@@ -176,7 +176,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
         ("training throughput (full recipe, batch 64)", lambda m, c: train_throughput(c, 64 if not quick else 8, n_train),
          "img/s", "higher"),
         (f"evaluate test split ({len(test)} faces)", lambda m, c: eval_seconds(m, test, False), "s", "lower"),
-        (f"evaluate test split with flip TTA", lambda m, c: eval_seconds(m, test, True), "s", "lower"),
+        ("evaluate test split with flip TTA", lambda m, c: eval_seconds(m, test, True), "s", "lower"),
         ("demo end to end, 640x480, one face", lambda m, c: demo_fps(m, 10 if quick else 100), "FPS", "higher"),
     ]
     for name, fn, unit, better in tqdm(steps, desc="benchmark", unit="measure"):

@@ -2,7 +2,6 @@ import csv
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -55,7 +54,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthe
     cfg = tiny_config(epochs=4)
     full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False)
     full.fit()
-    first = run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
+    run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
     second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
     second.fit(resume=True)
     assert second.epoch == 4
