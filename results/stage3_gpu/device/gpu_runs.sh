@@ -5,8 +5,13 @@
 #   RUNS="name:lr:seed ..."   one emo.train run each, into runs/<name>
 #   ARGS="..."                the options every run shares; {name} and {seed} are replaced by the run's own
 #   KEEP="last"               also bring back last.pt (to resume a run that the deadline cut, here or on a later call)
+#   THEN="..."                optional second stage of each run, into runs/<name>w once the first ends well: its emo.train
+#                             options ({name}, {seed} as above; {epochs}: as many epochs, at most SWA_MAX, as the first
+#                             stage's pace leaves time for before DEADLINE; under SWA_MIN it is skipped). The first stage's
+#                             best_model.pt is copied to results/$DEST/<name>/ (so --init paths resolve back home too)
 # e.g. from scratch:  RUNS="s61:1e-3:61 s62:1e-3:62" ARGS="--epochs 60" bash .devdata/gpu_runs.sh
 #      then SWA:      RUNS="w61:8e-4:61 w62:8e-4:62" ARGS="--init results/scratch/s{seed}.pt --swa --epochs 24" ...
+#      both in one call: DEST=scratch_gpu THEN="--init results/scratch_gpu/{name}/best_model.pt --swa --epochs {epochs} --lr 8e-4" ...
 set -um  # -m: background runs keep SIGINT (non-interactive bash would ignore it in them)
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
@@ -24,17 +29,34 @@ if [ -d .devdata ] && { [ ! -f data/fer2013.npz ] || [ -n "${FORCE_IMPORT:-}" ];
   $PY .devdata/check.py .devdata/fer 2>&1 | tee -a $LOG
 fi
 echo "prep done at $(( $(date +%s) - T0 )) s" | tee -a $LOG
-pids=()
-for r in $RUNS; do
-  IFS=: read name lr seed <<< "$r"
-  args=${ARGS//\{name\}/$name}
-  args=${args//\{seed\}/$seed}
-  mkdir -p runs/$name
+SWA_MAX=${SWA_MAX:-20}; SWA_MIN=${SWA_MIN:-6}; THEN=${THEN:-}; DEST=${DEST:-gpu}
+subst() { local t=${1//\{name\}/$2}; echo "${t//\{seed\}/$3}"; }
+chain() {  # one run: the first stage, then (THEN) the second, unless the deadline has come
+  local name=$1 lr=$2 seed=$3 args resume
+  args=$(subst "$ARGS" "$name" "$seed")
   resume=$( [ -f runs/$name/last.pt ] && echo --resume )
   echo "$name: python -m emo.train runs/$name --lr $lr --seed $seed $args --threads 2 --no-progress $resume" | tee -a $LOG
   # shellcheck disable=SC2086  # the options are meant to split into words
   $PY -m emo.train runs/$name --lr $lr --seed $seed $args --threads 2 --no-progress $resume \
-      >> runs/$name/train_stdout.txt 2>&1 &
+      >> runs/$name/train_stdout.txt 2>&1 || return
+  [ -n "$THEN" ] && [ ! -f runs/STOP ] && [ -f runs/$name/best_model.pt ] || return 0
+  mkdir -p results/$DEST/$name && cp runs/$name/best_model.pt results/$DEST/$name/
+  local n
+  n=$($PY -c "import csv, sys; s = [float(r['seconds']) for r in csv.DictReader(open('runs/$name/history.csv'))][-5:]
+print(min($SWA_MAX, int(($DEADLINE - $(( $(date +%s) - T0 )) - 60) / (1.25 * sum(s) / len(s)))))")
+  if [ "$n" -lt "$SWA_MIN" ]; then echo "${name}w: skipped, time for $n epochs only" | tee -a $LOG; return 0; fi
+  args=$(subst "$THEN" "$name" "$seed"); args=${args//\{epochs\}/$n}
+  mkdir -p runs/${name}w
+  echo "${name}w: python -m emo.train runs/${name}w --seed $seed $args --threads 2 --no-progress" | tee -a $LOG
+  # shellcheck disable=SC2086
+  $PY -m emo.train runs/${name}w --seed $seed $args --threads 2 --no-progress >> runs/${name}w/train_stdout.txt 2>&1
+}
+rm -f runs/STOP
+pids=()
+for r in $RUNS; do
+  IFS=: read name lr seed <<< "$r"
+  mkdir -p runs/$name
+  chain "$name" "$lr" "$seed" &
   pids+=($!)
 done
 while :; do
@@ -43,9 +65,10 @@ while :; do
   now=$(( $(date +%s) - T0 ))
   if [ $now -ge $DEADLINE ]; then
     echo "deadline at $now s: interrupting $alive run(s)" | tee -a $LOG
-    for p in "${pids[@]}"; do kill -INT $p 2>/dev/null; done
+    touch runs/STOP  # no second stage starts after this
+    for p in "${pids[@]}"; do kill -INT -- -$p 2>/dev/null; done  # each chain is its own process group (set -m)
     for i in $(seq 30); do sleep 1; a=0; for p in "${pids[@]}"; do kill -0 $p 2>/dev/null && a=1; done; [ $a = 0 ] && break; done
-    for p in "${pids[@]}"; do kill -9 $p 2>/dev/null; done
+    for p in "${pids[@]}"; do kill -9 -- -$p 2>/dev/null; done
     break
   fi
   sleep 5
@@ -53,11 +76,15 @@ done
 echo "training ended at $(( $(date +%s) - T0 )) s" | tee -a $LOG
 names=()
 for r in $RUNS; do
-  name=${r%%:*}; names+=(runs/$name)
-  echo "== $name" | tee -a $LOG; tail -n 4 runs/$name/train_stdout.txt | tee -a $LOG
-  [ -f runs/$name/best_model.pt ] && cp runs/$name/best_model.pt "$OUT/$name.pt"
-  [ "${KEEP:-}" = last ] && [ -f runs/$name/last.pt ] && cp runs/$name/last.pt "$OUT/$name.last.pt"
+  name=${r%%:*}
+  for d in $name ${name}w; do
+    [ -d runs/$d ] || continue
+    names+=($d)
+    echo "== $d" | tee -a $LOG; tail -n 4 runs/$d/train_stdout.txt | tee -a $LOG
+    [ -f runs/$d/best_model.pt ] && cp runs/$d/best_model.pt "$OUT/$d.pt"
+    [ "${KEEP:-}" = last ] && [ -f runs/$d/last.pt ] && cp runs/$d/last.pt "$OUT/$d.last.pt"
+  done
 done
-( cd runs && tar czf "$OUT/logs.tgz" device_log.txt $(for n in "${names[@]}"; do b=${n#runs/}; echo $b/history.csv $b/train_log.txt $b/train_stdout.txt; done) 2>/dev/null )
+( cd runs && tar czf "$OUT/logs.tgz" device_log.txt $(for b in "${names[@]}"; do echo $b/history.csv $b/train_log.txt $b/train_stdout.txt; done) 2>/dev/null )
 ls -la "$OUT"
 echo "all done at $(( $(date +%s) - T0 )) s"
