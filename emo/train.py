@@ -5,7 +5,9 @@ One-Cycle LR, mixed precision where it helps, early stopping on validation accur
 (after ``--init``): a constant learning rate instead of One-Cycle, and the weights averaged over the
 epochs (stochastic weight averaging); the averaged model is the one validated and saved. With
 ``--teacher``: knowledge distillation, the loss pulling the model's predictions towards those of a
-trained model or ensemble shown the same augmented, MixUp-blended batch.
+trained model or ensemble shown the same augmented, MixUp-blended batch; with ``--teacher-targets`` as well,
+towards the teacher's predictions on the clean faces, computed once and MixUp-blended like the labels (no
+teacher pass per step).
 
     python -m emo.train                       # -> results/best_model.pt, history.csv, train_log.txt
     python -m emo.train runs/try1 --epochs 5  # another output folder
@@ -13,6 +15,8 @@ trained model or ensemble shown the same augmented, MixUp-blended batch.
                                               # (or from best_model.pt where last.pt was lost)
     python -m emo.train runs/swa --init results/best_model.pt --swa --epochs 12 --lr 2e-4
     python -m emo.train runs/kd --init results/best_model.pt --teacher results/ensemble/best_model.pt --swa --lr 4e-4
+    python -m emo.train runs/kd80 --epochs 80 --teacher results/ensemble/best_model.pt \
+        --teacher-targets data/ensemble_targets.pt --distill-weight 0.5  # the teacher's predictions computed once
 
 ``best_model.pt`` is replaced atomically, only when validation accuracy improves; ``last.pt`` holds
 everything needed to resume (weights, optimiser, scheduler, history, random state).
@@ -22,8 +26,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -45,7 +51,7 @@ from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, atomic_s
 
 DEFAULT_OUTPUT = DEFAULT_MODEL.parent
 #: TrainConfig options added after the first checkpoints were written (which were trained with their defaults).
-LATER_OPTIONS = ("init", "swa", "swa_bn_faces", "teacher", "distill_weight", "temperature")
+LATER_OPTIONS = ("init", "swa", "swa_bn_faces", "teacher", "distill_weight", "temperature", "teacher_targets")
 
 
 @dataclass
@@ -72,6 +78,7 @@ class TrainConfig:
     teacher: str = ""  # distil from this checkpoint (a network or an ensemble) shown the same batches
     distill_weight: float = 1.0  # with a teacher: loss = w * distillation + (1 - w) * focal loss on the labels
     temperature: float = 1.0  # with a teacher: softmax temperature of the distillation loss
+    teacher_targets: str = ""  # with a teacher: file of its predictions on the clean training faces (made if missing)
     model: dict[str, Any] = field(default_factory=lambda: ModelConfig(input_size=48, downsample="stride").to_dict())
 
     def __post_init__(self) -> None:
@@ -94,6 +101,8 @@ class TrainConfig:
             raise ValueError(f"distill_weight={self.distill_weight} must be between 0 and 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature={self.temperature} must be > 0")
+        if self.teacher_targets and not self.teacher:
+            raise ValueError("teacher_targets holds a teacher's predictions: pass teacher (--teacher CHECKPOINT) too")
         self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
 
 
@@ -143,7 +152,14 @@ class Trainer:
         if cfg.init:
             self._load_init(cfg.init)
         self.teacher: Model | None = None
-        if cfg.teacher:
+        self.soft_targets: torch.Tensor | None = None  # the teacher's predictions on each training face (N x C)
+        if cfg.teacher and cfg.teacher_targets:
+            probs = teacher_targets(cfg.teacher, self.splits, cfg.teacher_targets, self.device, progress)
+            self.soft_targets = torch.as_tensor(probs[keep]).to(self.device)
+            self.init_note += ("\n# " if self.init_note else "") + (
+                f"teacher: {cfg.teacher}, its predictions on the clean training faces from {cfg.teacher_targets}, "
+                f"distill weight {cfg.distill_weight:g}, temperature {cfg.temperature:g}")
+        elif cfg.teacher:
             self._load_teacher(cfg.teacher)
         self.model.to(self.device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -281,7 +297,7 @@ class Trainer:
         n = len(self.train_labels)
         order = torch.randperm(n, generator=g).to(self.device)
         mean, std = model.normalize
-        size = model.input_size
+        size, n_classes = model.input_size, len(model.classes)
         tot_loss = tot_correct = seen = 0.0
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not self.progress, mininterval=2.0)
@@ -290,12 +306,19 @@ class Trainer:
             x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
             y = self.train_labels[idx]
             x = augment(x, size, g, scale=cfg.crop_scale, degrees=cfg.rotation).sub_(mean).div_(std)
-            x, t = mixup(x, F.one_hot(y, len(model.classes)).float(), cfg.mixup_alpha, g)
+            t = F.one_hot(y, n_classes).float()
+            if self.soft_targets is not None:  # blended with the same partners and weight as the labels
+                t = torch.cat([t, self.soft_targets[idx]], 1)
+            x, t = mixup(x, t, cfg.mixup_alpha, g)
+            t, soft = t[:, :n_classes], t[:, n_classes:]
             x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast():
                 logits = model(x)
             loss = focal_loss(logits, t, cfg.gamma)
-            if self.teacher is not None:
+            if self.soft_targets is not None:
+                kd = distillation_loss(logits, soft.clamp_min(1e-8).log(), cfg.temperature)
+                loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
+            elif self.teacher is not None:
                 kd = distillation_loss(logits, self.teacher_logits(x), cfg.temperature)
                 loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
             self.opt.zero_grad(set_to_none=True)
@@ -388,6 +411,43 @@ class Trainer:
         ck = finalize_checkpoint(self.best_path, self.splits, self.device, history=self.history)
         print(f"best epoch {ck['epoch']}, test-time crop {ck['crop']:g}, {ck['bn']} BN statistics: "
               + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
+
+
+def teacher_targets(teacher: str | Path, splits: Splits, path: str | Path, device: str | torch.device = "cpu",
+                    progress: bool = True) -> np.ndarray:
+    """The teacher's flip-averaged probabilities on every clean training face of ``splits`` (N x C, the
+    student's class order), read from ``path`` or, where it does not exist yet, computed and saved there.
+
+    A teacher pass per training step costs what the teacher costs (one forward pass per member: a
+    four-member ensemble doubled the time per epoch here); these targets cost one pass over the faces, once. The file records the teacher's path,
+    the classes and a digest of the faces, and is refused for another teacher or other faces. It is derived
+    from the faces' pixels, so it belongs beside the data (``data/``), never in the repository.
+    """
+    path = Path(path)
+    digest = hashlib.sha1(np.ascontiguousarray(splits.train.images).tobytes()).hexdigest()
+    if path.is_file():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # not a torch file, truncated, or holding objects weights_only refuses
+            raise ValueError(f"--teacher-targets {path} could not be read ({type(e).__name__}): delete it, "
+                             "or pass another path") from None
+        if not isinstance(saved, dict) or not {"teacher", "faces_sha1", "classes", "probs"} <= set(saved):
+            raise ValueError(f"--teacher-targets {path} is not a file of teacher predictions: pass another path")
+        if (os.path.normpath(saved["teacher"]), saved["faces_sha1"], tuple(saved["classes"])) != (
+                os.path.normpath(teacher), digest, tuple(splits.classes)):
+            raise ValueError(f"--teacher-targets {path} holds the predictions of {saved['teacher']} on other faces or "
+                             f"for another teacher than {teacher}: delete it, or pass another path")
+        return saved["probs"].numpy()
+    model = load_model(teacher, device)
+    if tuple(model.classes) != tuple(splits.classes):
+        raise ValueError(f"--teacher {teacher}: its classes {list(model.classes)} differ from the data's "
+                         f"{list(splits.classes)}: distil from a model trained on the same data")
+    faces, step = splits.train.images, 1024
+    probs = np.concatenate([predict_proba(model, faces[i:i + step], tta=True) for i in tqdm(
+        range(0, len(faces), step), desc="teacher predictions", unit="chunk", disable=not progress, mininterval=2.0)])
+    atomic_save({"teacher": str(teacher), "faces_sha1": digest, "classes": list(splits.classes),
+                 "probs": torch.as_tensor(probs, dtype=torch.float32)}, path)
+    return probs
 
 
 def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_size: int = 128,
@@ -573,6 +633,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="with --teacher: weight of the distillation loss (the focal loss on the labels gets 1 - it)")
     p.add_argument("--temperature", type=float, default=d.temperature, help="with --teacher: distillation temperature")
+    p.add_argument("--teacher-targets", default="", metavar="FILE",
+                   help="with --teacher: distil towards the teacher's predictions on the clean training faces, "
+                        "computed once into FILE (or read from it), instead of a teacher pass on every batch")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -584,7 +647,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,
                        amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, teacher=a.teacher,
-                       distill_weight=a.distill_weight, temperature=a.temperature, model=model.to_dict())
+                       distill_weight=a.distill_weight, temperature=a.temperature, teacher_targets=a.teacher_targets,
+                       model=model.to_dict())
 
 
 def train_from_args(a: argparse.Namespace, argv: list[str] | None = None) -> None:

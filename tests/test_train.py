@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import subprocess
 import sys
 
@@ -230,6 +231,60 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
         Trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
     with pytest.raises(ValueError, match="distill_weight=2"):
         tiny_config(distill_weight=2)
+
+
+def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tiny_run):
+    """``teacher_targets``: the teacher's flip-averaged predictions on the clean training faces, computed once into
+    a file (then read from it), MixUp-blended like the labels; the student moves towards them."""
+    from emo.data import to_tensor
+    from emo.losses import distillation_loss
+    from emo.model import save_checkpoint
+    from emo.train import teacher_targets
+    teacher = load_model(tiny_run[0] / "best_model.pt")  # "fear" for every face, as in the test above
+    teacher.head[-1].weight.data.zero_()
+    teacher.head[-1].bias.data.copy_(torch.tensor([0, 0, 4.0, 0, 0, 0, 0]))
+    teacher_path = str(save_checkpoint(teacher, tmp_path / "teacher.pt"))
+    targets = tmp_path / "targets.pt"
+    probs = teacher_targets(teacher_path, synthetic_splits, targets, progress=False)
+    assert targets.is_file() and probs.shape == (len(synthetic_splits.train), 7)
+    assert probs == pytest.approx(predict_proba(teacher, synthetic_splits.train.images, tta=True), abs=1e-6)
+    (tmp_path / "teacher.pt").rename(tmp_path / "gone.pt")  # from now on the file is read, the teacher not needed
+    assert teacher_targets(teacher_path, synthetic_splits, targets) == pytest.approx(probs)
+    faces = to_tensor(synthetic_splits.val.images, 48, *teacher.normalize, "cpu")
+
+    def kl_to_teacher(model) -> float:
+        with torch.no_grad():
+            return distillation_loss(model.eval()(faces), teacher(faces)).item()
+
+    cfg = tiny_config(epochs=2, teacher=teacher_path, teacher_targets=str(targets), seed=5)
+    t = Trainer(cfg, tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False)
+    assert t.teacher is None and t.soft_targets is not None and str(targets) in t.init_note
+    before = kl_to_teacher(t.model)
+    t.fit()
+    assert kl_to_teacher(t.model) < 0.75 * before
+    assert t.history[1]["train_loss"] < t.history[0]["train_loss"] / 2  # the loss is the distillation loss
+    assert load_model(tmp_path / "kd" / "best_model.pt").meta["train_config"]["teacher_targets"] == str(targets)
+    # with the labels' loss at half weight the student is pulled less far from them
+    half = Trainer(tiny_config(epochs=2, teacher=teacher_path, teacher_targets=str(targets), seed=5,
+                               distill_weight=0.5), tmp_path / "half", "cpu", splits=synthetic_splits, progress=False)
+    half.fit()
+    assert kl_to_teacher(t.model) < kl_to_teacher(half.model)
+    # the file belongs to its teacher and its faces; and it needs a teacher
+    with pytest.raises(ValueError, match="for another teacher than other.pt: delete it"):
+        teacher_targets("other.pt", synthetic_splits, targets)
+    changed = synthetic_splits.train.images.copy()
+    changed[0, 0, 0] ^= 1  # one pixel of one face
+    other_faces = dataclasses.replace(synthetic_splits, train=dataclasses.replace(synthetic_splits.train, images=changed))
+    with pytest.raises(ValueError, match="on other faces"):
+        teacher_targets(teacher_path, other_faces, targets)
+    torch.save({"weights": 1}, tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match="not a file of teacher predictions"):
+        teacher_targets(teacher_path, synthetic_splits, tmp_path / "junk.pt")
+    (tmp_path / "cut.pt").write_bytes(targets.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(ValueError, match="could not be read .*delete it"):
+        teacher_targets(teacher_path, synthetic_splits, tmp_path / "cut.pt")
+    with pytest.raises(ValueError, match="pass teacher"):
+        tiny_config(teacher_targets=str(targets))
 
 
 def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_path, tiny_run, synthetic_splits):
