@@ -263,12 +263,7 @@ class Trainer:
 
     def _load_teacher(self, path: str) -> None:
         """The model (network or ensemble) at ``path`` as the teacher: same classes in the same order, same input size."""
-        teacher = load_model(path, self.device)
-        if tuple(teacher.classes) != tuple(self.model.classes) or teacher.input_size != self.model.input_size:
-            raise ValueError(f"--teacher {path}: its classes {list(teacher.classes)} or input size {teacher.input_size} "
-                             f"differ from this run's ({list(self.model.classes)}, {self.model.input_size}): "
-                             "distil from a model trained on the same data and input size")
-        self.teacher = teacher
+        teacher = self.teacher = load_teacher(path, self.model.classes, self.device, self.model.input_size)
         meta = teacher.meta
         self.init_note += ("\n# " if self.init_note else "") + (
             f"teacher: {path} ({type(teacher).__name__}, val acc {meta.get('metrics', {}).get('val_acc', float('nan')):.4f}), "
@@ -315,11 +310,10 @@ class Trainer:
             with self.autocast():
                 logits = model(x)
             loss = focal_loss(logits, t, cfg.gamma)
-            if self.soft_targets is not None:
-                kd = distillation_loss(logits, soft.clamp_min(1e-8).log(), cfg.temperature)
-                loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
-            elif self.teacher is not None:
-                kd = distillation_loss(logits, self.teacher_logits(x), cfg.temperature)
+            teacher_logp = (soft.clamp_min(1e-8).log() if self.soft_targets is not None
+                            else self.teacher_logits(x) if self.teacher is not None else None)
+            if teacher_logp is not None:
+                kd = distillation_loss(logits, teacher_logp, cfg.temperature)
                 loss = cfg.distill_weight * kd + (1 - cfg.distill_weight) * loss
             self.opt.zero_grad(set_to_none=True)
             if self.amp_dtype == torch.float16:
@@ -413,6 +407,18 @@ class Trainer:
               + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
 
 
+def load_teacher(path: str | Path, classes: tuple[str, ...], device: str | torch.device = "cpu",
+                 input_size: int | None = None) -> Model:
+    """The model (network or ensemble) at ``path`` as a teacher: the same classes in the same order and, where
+    ``input_size`` is given (a teacher shown the student's batches), the same input size; refused in one line."""
+    teacher = load_model(path, device)
+    if tuple(teacher.classes) != tuple(classes) or input_size not in (None, teacher.input_size):
+        raise ValueError(f"--teacher {path}: its classes {list(teacher.classes)} or input size {teacher.input_size} "
+                         f"differ from this run's ({list(classes)}, {input_size or 'any'}): "
+                         "distil from a model trained on the same data and input size")
+    return teacher
+
+
 def teacher_targets(teacher: str | Path, splits: Splits, path: str | Path, device: str | torch.device = "cpu",
                     progress: bool = True) -> np.ndarray:
     """The teacher's flip-averaged probabilities on every clean training face of ``splits`` (N x C, the
@@ -438,10 +444,7 @@ def teacher_targets(teacher: str | Path, splits: Splits, path: str | Path, devic
             raise ValueError(f"--teacher-targets {path} holds the predictions of {saved['teacher']} on other faces or "
                              f"for another teacher than {teacher}: delete it, or pass another path")
         return saved["probs"].numpy()
-    model = load_model(teacher, device)
-    if tuple(model.classes) != tuple(splits.classes):
-        raise ValueError(f"--teacher {teacher}: its classes {list(model.classes)} differ from the data's "
-                         f"{list(splits.classes)}: distil from a model trained on the same data")
+    model = load_teacher(teacher, splits.classes, device)  # (any input size: it sees the faces, not the batches)
     faces, step = splits.train.images, 1024
     probs = np.concatenate([predict_proba(model, faces[i:i + step], tta=True) for i in tqdm(
         range(0, len(faces), step), desc="teacher predictions", unit="chunk", disable=not progress, mininterval=2.0)])
