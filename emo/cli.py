@@ -6,9 +6,11 @@ status 2; any other exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
@@ -18,6 +20,20 @@ BAD_INPUT = (FileNotFoundError, ValueError)
 def command_line(module: str, argv: list[str] | None = None) -> str:
     """The shell command that ran ``module`` with ``argv`` (default: this process's arguments), for the logs."""
     return " ".join(["python -m " + module, *(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))])
+
+
+def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out: Path, project_root: Path,
+                       sources: Sequence[str]) -> argparse.ArgumentParser:
+    """The arguments that the commands combining several checkpoints (``emo.soup``, ``emo.ensemble``) share:
+    the checkpoints, ``--out`` (default ``default_out``, shown relative to ``project_root``), ``--source``
+    (one of ``sources``) and ``--threads``."""
+    p = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n")[0])
+    p.add_argument("checkpoints", nargs="+", help=checkpoints_help)
+    p.add_argument("--out", default=str(default_out),
+                   help=f"where the result goes (default {default_out.relative_to(project_root).as_posix()})")
+    p.add_argument("--source", choices=sources, default="auto")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    return p
 
 
 def run_command(action: Callable[[], object], threads: int = 0) -> int:

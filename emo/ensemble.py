@@ -14,7 +14,6 @@ chooses; the test split is scored once, at the end.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emo.cli import command_line, run_command
+from emo.cli import checkpoints_parser, command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES
 from emo.evaluate import labels_in_model_order
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
@@ -113,12 +112,9 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.ensemble", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoints", nargs="+", help="two or more best_model.pt files of one architecture and data")
-    p.add_argument("--out", default=str(DEFAULT_ENSEMBLE), help="where the ensemble goes (default runs/ensemble/best_model.pt)")
-    p.add_argument("--source", choices=SOURCES, default="auto")
+    p = checkpoints_parser("emo.ensemble", __doc__, "two or more best_model.pt files of one architecture and data",
+                           DEFAULT_ENSEMBLE, PROJECT_ROOT, SOURCES)
     p.add_argument("--max-members", type=int, default=None, help="at most this many members (each costs a forward pass)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     a = p.parse_args(argv)
     return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.source, a.max_members), a.threads)
 

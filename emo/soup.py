@@ -12,7 +12,6 @@ the end of a training run (:func:`emo.train.finalize_checkpoint`). Only validati
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from emo.cli import command_line, run_command
+from emo.cli import checkpoints_parser, command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
 from emo.evaluate import labels_in_model_order
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
@@ -138,13 +137,10 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.soup", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoints", nargs="+", help="two or more best_model.pt files trained from one start")
-    p.add_argument("--out", default=str(DEFAULT_SOUP), help="where the soup goes (default runs/soup/best_model.pt)")
-    p.add_argument("--source", choices=SOURCES, default="auto")
+    p = checkpoints_parser("emo.soup", __doc__, "two or more best_model.pt files trained from one start",
+                           DEFAULT_SOUP, PROJECT_ROOT, SOURCES)
     p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
     p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
     a = p.parse_args(argv)
     return run_command(lambda: make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed), a.threads)
 
