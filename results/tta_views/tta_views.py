@@ -26,13 +26,14 @@ torch.set_num_threads(2)
 path = sys.argv[1] if len(sys.argv) > 1 else "results/best_model.pt"
 model = load_model(path).eval()
 splits = load_splits()
-SHIFTS = ["sh+0.05+0.00", "sh-0.05+0.00", "sh+0.00+0.05", "sh+0.00-0.05"]
-CORNERS = ["c0.95+0.05+0.05", "c0.95-0.05+0.05", "c0.95+0.05-0.05", "c0.95-0.05-0.05"]
-VIEWS: dict[str, tuple[float, float, float, float]] = {"id": (1, 0, 0, 0)}  # name: scale, x shift, y shift, degrees
+# name: (scale, x shift, y shift, degrees); the names are built from the numbers
+SHIFTS = {f"sh{tx:+.2f}{ty:+.2f}": (1, tx, ty, 0) for tx, ty in ((0.05, 0), (-0.05, 0), (0, 0.05), (0, -0.05))}
+CORNERS = {f"c0.95{tx:+.2f}{ty:+.2f}": (0.95, tx, ty, 0) for tx, ty in ((0.05, 0.05), (-0.05, 0.05), (0.05, -0.05), (-0.05, -0.05))}
+VIEWS: dict[str, tuple[float, float, float, float]] = {"id": (1, 0, 0, 0)}
 VIEWS.update({f"rot{d}": (1, 0, 0, d) for d in (-10, -5, 5, 10)})
-VIEWS.update({n: (1, float(n[2:7]), float(n[7:]), 0) for n in SHIFTS})
+VIEWS.update(SHIFTS)
 VIEWS.update({"s0.95": (0.95, 0, 0, 0)})
-VIEWS.update({n: (0.95, float(n[5:10]), float(n[10:]), 0) for n in CORNERS})
+VIEWS.update(CORNERS)
 
 
 def view(x: torch.Tensor, scale: float, tx: float, ty: float, degrees: float, flip: bool) -> torch.Tensor:
@@ -67,8 +68,8 @@ def both(names: list[str]) -> list[str]:
 SETS = {"none (one view)": ["id"], "flip (what emo uses)": both(["id"]),
         "flip + rotations 5": both(["id", "rot-5", "rot5"]),
         "flip + rotations 5, 10": both(["id", "rot-5", "rot5", "rot-10", "rot10"]),
-        "flip + shifts": both(["id"] + SHIFTS), "ten crops of 95%": both(["s0.95"] + CORNERS),
-        "flip + shifts + rotations 5": both(["id"] + SHIFTS + ["rot-5", "rot5"]),
+        "flip + shifts": both(["id", *SHIFTS]), "ten crops of 95%": both(["s0.95", *CORNERS]),
+        "flip + shifts + rotations 5": both(["id", *SHIFTS, "rot-5", "rot5"]),
         "all 28 views": both(list(VIEWS))}
 print("\nmean softmax over a set of views: accuracy, % (faces right)\nset                          | views |            val |           test")
 for name, views in SETS.items():
