@@ -1,14 +1,14 @@
 """Input-size ablation: the same model and recipe at several input sizes, on one fixed short schedule.
 
-    python -m emo.ablation                          # 48, 64 and 128 pixels -> results/ablation/
-                                                    # (runs/ablation/ where FER-2013 is not imported)
+    python -m emo.ablation                          # 48, 64 and 128 pixels -> runs/ablation/
     python -m emo.ablation --sizes 48 64 --epochs 2 --limit 2000 runs/quick   # a quicker look
 
 FER-2013 faces are 48x48, so a larger input only upsamples them: the question is whether the extra
 compute buys accuracy. Every run trains the shipped architecture (stride downsampling) from scratch on the
 same seeded subset of training faces and is scored on validation (PublicTest); the test split stays out of
 the decision. Writes ``ablation.csv``, ``README.md`` (the table and the command) and each size's
-``size<N>/history.csv``; the checkpoints stay in ``size<N>/`` but are not meant to be committed.
+``size<N>/history.csv``; the checkpoints stay in ``size<N>/`` but are not meant to be committed. The
+run behind notebook 02's table is in the lab log, ``experiments/ablation/``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from emo.bench import flops_per_face
 from emo.cli import command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
-from emo.train import DEFAULT_OUTPUT, TrainConfig, Trainer
+from emo.recipe import TrainConfig
+from emo.train import check_output, make_trainer
 
-DEFAULT_ABLATION = DEFAULT_OUTPUT / "ablation"
-SYNTHETIC_ABLATION = PROJECT_ROOT / "runs" / "ablation"  # where a run on generated faces goes by default
+DEFAULT_ABLATION = PROJECT_ROOT / "runs" / "ablation"
 FIELDS = ("input_size", "params", "mflops", "train_faces", "epochs", "seconds_per_epoch", "best_epoch", "val_acc",
           "val_acc_tta")
 INT_FIELDS = {"input_size", "params", "train_faces", "epochs", "best_epoch"}
@@ -37,22 +37,25 @@ INT_FIELDS = {"input_size", "params", "train_faces", "epochs", "best_epoch"}
 
 def run_ablation(sizes: list[int], out_dir: str | Path | None = None, epochs: int = 3, limit: int = 5000,
                  seed: int = 0, source: str = "auto", device: str | None = None,
-                 progress: bool = True, command: str = "python -m emo.ablation") -> list[dict[str, Any]]:
+                 progress: bool = True, command: str = "python -m emo.ablation",
+                 overwrite: bool = False) -> list[dict[str, Any]]:
     """Train one model per input size on the same faces and schedule; returns a row of figures per size.
 
     The table is rewritten after every size, so an interrupted ablation keeps the rows it finished.
-    ``out_dir`` defaults to ``results/ablation``, or to ``runs/ablation`` when FER-2013 is not imported,
-    so that generated faces never overwrite the FER-2013 table.
+    ``out_dir`` defaults to ``runs/ablation``; a size whose folder holds another run's checkpoint is refused
+    unless ``overwrite``.
     """
     if not sizes or any(s < 16 for s in sizes):
         raise ValueError(f"sizes={sizes}: give one or more input sizes of at least 16 pixels")
     splits = load_splits("standard", source, seed)
-    out = Path(out_dir) if out_dir else SYNTHETIC_ABLATION if splits.dataset == "synthetic" else DEFAULT_ABLATION
+    out = Path(out_dir) if out_dir else DEFAULT_ABLATION
+    for size in sizes:
+        check_output(out / f"size{size}", resume=False, overwrite=overwrite)
     rows = []
     for size in sizes:
         cfg = TrainConfig(epochs=epochs, limit=limit, seed=seed, source=source,
                           model=ModelConfig(input_size=size, downsample="stride").to_dict())
-        trainer = Trainer(cfg, out / f"size{size}", device, splits=splits, progress=progress)
+        trainer = make_trainer(cfg, out / f"size{size}", device, splits=splits, progress=progress, tune=True)
         n = len(trainer.train_labels)
         print(f"input {size}x{size}: {n:,} faces, {epochs} epochs", flush=True)
         history = trainer.fit()
@@ -106,7 +109,7 @@ def load_results(out_dir: str | Path = DEFAULT_ABLATION) -> list[dict[str, Any]]
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("output_dir", nargs="?", default=None,
-                   help="default results/ablation/ (runs/ablation/ on generated faces)")
+                   help="default runs/ablation/")
     p.add_argument("--sizes", type=int, nargs="+", default=[48, 64, 128])
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--limit", type=int, default=5000, help="training faces per run (a seeded random subset)")
@@ -115,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier ablation there")
     a = p.parse_args(argv)
     return run_command(lambda: run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.source, a.device,
-                                            not a.no_progress, command_line("emo.ablation", argv)), a.threads)
+                                            not a.no_progress, command_line("emo.ablation", argv), a.overwrite), a.threads)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from typing import Callable, Sequence
 
 import torch
 
-BAD_INPUT = (FileNotFoundError, ValueError)
+BAD_INPUT = (FileNotFoundError, FileExistsError, ValueError)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` with each option's default, and the description's examples kept as written."""
 
 
 def command_line(module: str, argv: list[str] | None = None) -> str:

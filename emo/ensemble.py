@@ -26,10 +26,9 @@ from tqdm.auto import tqdm
 
 from emo.cli import checkpoints_parser, command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES
-from emo.evaluate import labels_in_model_order
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
-from emo.train import score_splits
+from emo.metrics import labels_in_model_order, split_accuracies, training_runs
 
 DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
 #: A member's own record that describes the member, not the ensemble: kept per member in ``ensemble``.
@@ -97,10 +96,11 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
             + ("kept" if r["kept"] else "left out, and selection stops"))
     kept = [r["index"] for r in rows if r["kept"]]
     model = Ensemble([models[i] for i in kept]).eval()
-    metrics = score_splits(model, splits)
+    metrics = split_accuracies(model, splits)
     record = [{"path": str(paths[r["index"]]), **{k: v for k, v in r.items() if k != "index"},
                **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
     first = {k: v for k, v in cks[kept[0]].items() if k not in MEMBER_KEYS and k != "state_dict"}
+    first["init_histories"] = training_runs(cks[kept[0]])[:-1]  # its learning curves, without the files they came from
     members = [{"path": os.path.relpath(Path(paths[i]).resolve(), out.resolve().parent), "sha256": file_sha256(paths[i])}
                for i in kept]
     ck = {**first, "version": CHECKPOINT_VERSION, "crop": model.crop, "members": members, "metrics": metrics,

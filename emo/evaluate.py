@@ -2,7 +2,7 @@
 
     python -m emo.evaluate                      # results/best_model.pt -> results/metrics.json + figures
     python -m emo.evaluate runs/try1/best_model.pt --out runs/try1
-    python -m emo.evaluate OLD.pt --tune        # first tune a checkpoint's crop and BN statistics on validation
+    python -m emo.evaluate OLD.pt --tune        # first tune its crop and BN statistics on validation -> OLD.tuned.pt
 
 TTA here is deterministic: the mean of the softmax of each face and of its mirror image.
 """
@@ -22,8 +22,8 @@ from sklearn.metrics import classification_report, f1_score, roc_auc_score
 
 from emo.cli import run_command
 from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
+from emo.metrics import full_history, labels_in_model_order
 from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
-from emo.train import finalize_checkpoint, full_history
 
 
 @dataclass
@@ -62,15 +62,6 @@ class Evaluation:
                 "auc": self.auc_per_class(),
                 "report": classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
                                                 target_names=list(self.classes), output_dict=True, zero_division=0)}
-
-
-def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: Model) -> np.ndarray:
-    """Re-index ``split.labels`` (into ``data_classes``) to the model's output order, by name."""
-    if set(data_classes) != set(model.classes):
-        raise ValueError(f"the model predicts {list(model.classes)} but the data is labelled {list(data_classes)}: "
-                         "evaluate on the data the model was trained for")
-    remap = np.array([model.classes.index(c) for c in data_classes])
-    return remap[split.labels]
 
 
 def evaluate_split(model: Model, split: Split, data_classes: tuple[str, ...], tta: bool = False,
@@ -113,8 +104,9 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     ``default_out`` they go beside the model, unless the data is not what the model was trained on
     (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay intact.
     With ``tune`` the checkpoint's inference settings (centre crop, BN statistics) are first chosen on the
-    validation split and written into it (as training does at its end), refused on data the model was not
-    trained on.
+    validation split (as training does at its end) and written to a new checkpoint beside it,
+    ``<name>.tuned.pt``, which is then evaluated (the original is never rewritten); refused on data the model
+    was not trained on, or where that file exists already.
     """
     model = load_model(model_path)
     meta = model.meta
@@ -125,8 +117,13 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         if mismatch:
             raise ValueError(f"--tune: {model_path} was trained on {meta['dataset']}, not {ds.name}: "
                              "tune it on its own data")
-        ck = finalize_checkpoint(model_path, make_splits(ds, protocol))
-        print(f"inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
+        from emo.tune import tune_and_score
+        tuned = Path(model_path).with_suffix(".tuned.pt")
+        if tuned.exists():
+            raise FileExistsError(f"--tune: {tuned} exists already: evaluate it directly, or move it away to tune again")
+        ck = tune_and_score(model_path, make_splits(ds, protocol), out=tuned, progress=True)
+        model_path = tuned
+        print(f"wrote {tuned}: inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
               + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:13s} BN: validation {r['val_acc']:.2%}"
                           for r in ck["inference_search"]))
         model = load_model(model_path)  # with the settings just chosen
@@ -196,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", choices=SOURCES, default="auto")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--tune", action="store_true",
-                   help="first choose the centre crop and BN statistics on validation and write them into the "
-                        "checkpoint (training does this at its end; for checkpoints from before it did)")
+                   help="first choose the centre crop and BN statistics on validation, write them to "
+                        "MODEL.tuned.pt and evaluate that (training does this at its end)")
     a = p.parse_args(argv)
     return run_command(lambda: report(run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None,
                                           tune=a.tune)))

@@ -317,8 +317,20 @@ def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.devi
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
 
+def prepare_faces(model: Model, faces: np.ndarray | torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:
+    """uint8 faces (N x H x W) as ``model`` takes them: resized to its input size, normalised with its training
+    data's mean and std, centre-cropped to its ``crop``, on ``device`` (default: the model's).
+
+    This is the one place that reads the preprocessing a checkpoint carries (input size, normalisation, crop).
+    """
+    from emo.data import to_tensor
+    mean, std = model.normalize
+    device = device or next(model.parameters()).device
+    return to_tensor(faces, model.input_size, mean, std, device, model.crop).contiguous(memory_format=torch.channels_last)
+
+
 @torch.inference_mode()
-def predict_logits(model: Model, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+def class_probabilities(model: Model, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
     """Class probabilities of normalised input ``x``; with ``tta`` the mean over the face and its mirror."""
     x = x.contiguous(memory_format=torch.channels_last)
     p = model(x).float().softmax(1)
@@ -337,8 +349,6 @@ def predict_proba(model: Model, faces: np.ndarray | list[np.ndarray], tta: bool 
     defaults to 32 on CPU (on our 2-core machine 1.5-2x faster than 512: large activations cost
     page faults) and 512 on CUDA.
     """
-    from emo.data import to_tensor
-
     if isinstance(faces, list):
         import cv2
         s = model.input_size
@@ -353,9 +363,7 @@ def predict_proba(model: Model, faces: np.ndarray | list[np.ndarray], tta: bool 
     batch_size = batch_size or (512 if device.type == "cuda" else 32)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    mean, std = model.normalize
-    out = [predict_logits(model, to_tensor(faces[i:i + batch_size], model.input_size, mean, std, device, model.crop),
-                          tta).cpu()
+    out = [class_probabilities(model, prepare_faces(model, faces[i:i + batch_size], device), tta).cpu()
            for i in range(0, len(faces), batch_size)]
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, len(model.classes)), np.float32)

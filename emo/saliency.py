@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from emo.data import to_tensor, zoom
-from emo.model import Ensemble, Model, predict_proba
+from emo.data import zoom
+from emo.model import Ensemble, Model, predict_proba, prepare_faces
 
 
 def grad_cam(model: Model, faces: np.ndarray, class_index: int | np.ndarray | None = None,
@@ -33,7 +33,7 @@ def grad_cam(model: Model, faces: np.ndarray, class_index: int | np.ndarray | No
     model.eval()
     try:
         device = next(model.parameters()).device
-        x = to_tensor(faces, model.input_size, *model.normalize, device, model.crop).requires_grad_(False)
+        x = prepare_faces(model, faces, device)
         with torch.enable_grad():
             logits = model(x)
             idx = logits.argmax(1) if class_index is None else torch.as_tensor(class_index, device=device).expand(len(x))

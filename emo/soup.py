@@ -7,7 +7,7 @@ and learning rates) usually end in one basin of the loss, where the mean of thei
 good as either, often better, at the cost of one. Greedy: the ingredients are ranked by validation
 accuracy; each one joins the soup only if the soup's validation accuracy, with its BN statistics measured
 afresh, does not drop. The soup then gets its inference settings tuned on validation and is scored like
-the end of a training run (:func:`emo.train.finalize_checkpoint`). Only validation chooses.
+the end of a training run (:func:`emo.tune.tune_and_score`). Only validation chooses.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 
 from emo.cli import checkpoints_parser, command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
-from emo.evaluate import labels_in_model_order
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
-from emo.train import clean_bn_faces, evaluate_accuracy, finalize_checkpoint, tune_inference
+from emo.metrics import accuracy_and_nll, labels_in_model_order
+from emo.tune import clean_bn_faces, tune_and_score, tune_inference
 
 DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
 #: What must agree between ingredients for their mean to mean anything.
@@ -72,18 +72,18 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
 
     Each ingredient is scored as it is, with the inference settings its own training tuned on validation,
     then they are tried from best to worst: a candidate soup (the mean of the weights kept so far and the
-    ingredient's) gets the same tuning (:func:`emo.train.tune_inference`: centre crop, and BN statistics
+    ingredient's) gets the same tuning (:func:`emo.tune.tune_inference`: centre crop, and BN statistics
     averaged or measured on ``bn_faces`` seeded clean training faces), so that both sides of the comparison
     had the same search, and is kept when its validation accuracy is at least the soup's so far. Rows, in
     the order tried: ``index`` (into ``cks``), ``val_acc`` (the ingredient alone), ``soup_val_acc`` (the
     candidate; the first row: the ingredient alone), ``kept``, and the candidate's best ``crop`` and ``bn``
-    (one of :data:`emo.train.BN_SOURCES`; "trained" is the mean of the ingredients' statistics).
+    (one of :data:`emo.tune.BN_SOURCES`; "trained" is the mean of the ingredients' statistics).
     Returns the weights and the centre crop.
     """
     models = [model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval() for ck in cks]
     val = splits.val
     labels = labels_in_model_order(val, splits.classes, models[0])
-    scores = [evaluate_accuracy(m, val.images, labels)[0] for m in models]
+    scores = [accuracy_and_nll(m, val.images, labels)[0] for m in models]
     order = sorted(range(len(cks)), key=lambda i: -scores[i])  # stable: ties keep the order given
     bn_images = clean_bn_faces(splits, bn_faces, seed)
     kept = [order[0]]
@@ -130,7 +130,7 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
           "soup": {"ingredients": rows, "bn_faces": bn_faces, "seed": seed, "command": command_line("emo.soup"),
                    "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
     atomic_save(ck, out)
-    ck = finalize_checkpoint(out, splits, bn_faces=bn_faces, seed=seed)
+    ck = tune_and_score(out, splits, bn_faces=bn_faces, seed=seed)
     log(f"{out}: {sum(r['kept'] for r in rows)} of {len(rows)} ingredients, centre crop {ck['crop']:g}, "
         f"{ck['bn']} BN statistics: " + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
     return ck

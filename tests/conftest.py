@@ -13,7 +13,8 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 from emo.data import make_splits, make_synthetic  # noqa: E402
 from emo.model import ModelConfig  # noqa: E402
-from emo.train import TrainConfig, Trainer  # noqa: E402
+from emo.recipe import TrainConfig  # noqa: E402
+from emo.train import make_trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "results" / "best_model.pt"
@@ -38,9 +39,10 @@ def synthetic_splits(synthetic):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, synthetic_splits):
-    """A tiny model trained for a few epochs on the generated faces: (output folder, trainer)."""
+    """A tiny model trained for a few epochs on the generated faces, its inference settings then tuned on
+    validation as the command line does: (output folder, trainer)."""
     out = tmp_path_factory.mktemp("tiny_run")
-    trainer = Trainer(tiny_config(epochs=3), out, "cpu", splits=synthetic_splits, progress=False)
+    trainer = make_trainer(tiny_config(epochs=3), out, "cpu", splits=synthetic_splits, progress=False, tune=True)
     trainer.fit()
     return out, trainer
 

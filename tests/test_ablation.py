@@ -29,13 +29,16 @@ def test_ablation_refuses_a_size_too_small(capsys):
     assert "sizes=[48, 8]" in capsys.readouterr().err
 
 
-def test_ablation_on_generated_faces_leaves_the_fer2013_table_alone(tmp_path, monkeypatch, capsys):
-    fer_table, synthetic_dir = tmp_path / "results" / "ablation", tmp_path / "runs" / "ablation"
-    monkeypatch.setattr(ablation, "DEFAULT_ABLATION", fer_table)
-    monkeypatch.setattr(ablation, "SYNTHETIC_ABLATION", synthetic_dir)
+def test_ablation_writes_under_runs_and_never_over_another_runs_checkpoints(tmp_path, monkeypatch, capsys):
+    default = tmp_path / "runs" / "ablation"
+    monkeypatch.setattr(ablation, "DEFAULT_ABLATION", default)
     ablation.run_ablation([32], epochs=1, limit=32, source="synthetic", progress=False)
-    assert (synthetic_dir / "ablation.csv").is_file() and not fer_table.exists()
-    assert f"wrote {synthetic_dir / 'README.md'}" in capsys.readouterr().out
+    assert (default / "ablation.csv").is_file()
+    assert f"wrote {default / 'README.md'}" in capsys.readouterr().out
+    before = (default / "size32" / "best_model.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        ablation.run_ablation([32], epochs=1, limit=32, source="synthetic", progress=False)
+    assert (default / "size32" / "best_model.pt").read_bytes() == before
 
 
 def test_load_results_says_what_to_run_when_there_is_no_table(tmp_path):

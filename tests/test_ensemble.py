@@ -10,7 +10,7 @@ from emo.evaluate import run as evaluate
 from emo.model import Ensemble, MiniXception, load_model, model_from_checkpoint, predict_proba, read_checkpoint
 from emo.saliency import grad_cam
 from emo.soup import make_soup
-from emo.train import Trainer
+from emo.train import make_trainer
 from tests.conftest import ROOT, tiny_config
 
 
@@ -35,7 +35,8 @@ def test_select_members_adds_the_most_helpful_candidate_while_accuracy_rises():
 def two_runs(tmp_path_factory, synthetic_splits, tiny_run):
     """Copies of the tiny trained model and of a second one trained with another seed: whole face and a 0.9 crop."""
     out = tmp_path_factory.mktemp("second_run")
-    Trainer(tiny_config(epochs=2, seed=7), out / "run", "cpu", splits=synthetic_splits, progress=False).fit()
+    make_trainer(tiny_config(epochs=2, seed=7), out / "run", "cpu", splits=synthetic_splits, progress=False,
+                 tune=True).fit()
     paths = []
     for src, crop, name in ((tiny_run[0] / "best_model.pt", 1.0, "a.pt"), (out / "run" / "best_model.pt", 0.9, "b.pt")):
         ck = read_checkpoint(src)
@@ -97,7 +98,7 @@ def test_an_ensemble_is_refused_where_one_network_is_needed(two_runs, tmp_path, 
     out = tmp_path / "ens.pt"
     make_ensemble(list(two_runs), out, source="synthetic", log=lambda s: None)
     with pytest.raises(ValueError, match="is an ensemble of .* --init takes a single network"):
-        Trainer(tiny_config(init=str(out)), tmp_path / "t", "cpu", splits=synthetic_splits, progress=False)
+        make_trainer(tiny_config(init=str(out)), tmp_path / "t", "cpu", splits=synthetic_splits, progress=False)
     with pytest.raises(ValueError, match="a soup takes a single network"):
         make_soup([out, two_runs[0]], tmp_path / "s.pt", source="synthetic")
     with pytest.raises(ValueError, match="an ensemble takes a single network"):

@@ -63,20 +63,23 @@ def test_cli_on_other_data_keeps_the_models_folder_intact(tiny_model_path, tmp_p
     assert "runs/evaluate" in r.stdout
 
 
-def test_cli_tune_writes_the_chosen_settings_into_the_checkpoint(tiny_model_path, tmp_path, capsys):
+def test_cli_tune_writes_the_chosen_settings_into_a_new_checkpoint_beside_it(tiny_model_path, tmp_path, capsys):
     import shutil
 
     from emo.evaluate import main
     model = tmp_path / "best_model.pt"
     shutil.copy(tiny_model_path, model)
-    ck = load_model(model).meta
+    ck, before = load_model(model).meta, model.read_bytes()
     assert main([str(model), "--tune", "--source", "synthetic", "--no-figures"]) == 0
     out = capsys.readouterr().out
-    tuned = load_model(model)
+    assert model.read_bytes() == before  # the model it did not write is left as it was
+    tuned = load_model(tmp_path / "best_model.tuned.pt")
     assert "inference settings chosen on validation" in out and f"centre crop {tuned.crop:g}" in out
-    from emo.train import BN_SOURCES, CROP_CANDIDATES
+    from emo.tune import BN_SOURCES, CROP_CANDIDATES
     tried = [(r["crop"], r["bn"]) for r in tuned.meta["inference_search"]]
     assert tried == [(c, bn) for bn in BN_SOURCES for c in CROP_CANDIDATES] and tuned.meta["epoch"] == ck["epoch"]
     assert all(f"{bn:13s} BN: validation" in out for bn in BN_SOURCES)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["crop"] == tuned.crop and saved["val"]["accuracy"] == pytest.approx(tuned.meta["metrics"]["val_acc"])
+    assert main([str(model), "--tune", "--source", "synthetic", "--no-figures"]) == 2  # never over an earlier one
+    assert "best_model.tuned.pt exists already" in capsys.readouterr().err

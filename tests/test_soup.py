@@ -58,7 +58,7 @@ def test_a_kept_ingredient_is_averaged_in(ingredients, tmp_path, tiny_run, synth
     best = first if rows[0]["index"] == 0 else twin
     expected = first["state_dict"][head] * 0.75 if rows[1]["kept"] else best["state_dict"][head]
     assert torch.allclose(state[head], expected)
-    from emo.train import BN_SOURCES, CROP_CANDIDATES
+    from emo.tune import BN_SOURCES, CROP_CANDIDATES
     assert crop in CROP_CANDIDATES and rows[1]["crop"] in CROP_CANDIDATES and rows[1]["bn"] in BN_SOURCES
     assert crop == (rows[1]["crop"] if rows[1]["kept"] else rows[0]["crop"])
 

@@ -8,8 +8,22 @@ import torch
 
 from emo.model import load_model, predict_proba
 from emo.plots import plot_history
-from emo.train import BN_SOURCES, TrainConfig, Trainer, autocast_dtype, full_history
+from emo.distill import Distill
+from emo.metrics import full_history
+from emo.recipe import TrainConfig
+from emo.swa import WeightAveraging
+from emo.train import make_trainer
+from emo.trainer import Trainer, autocast_dtype
+from emo.tune import BN_SOURCES
 from tests.conftest import ROOT, tiny_config
+
+
+def extension(trainer, kind):
+    return next(e for e in trainer.extensions if isinstance(e, kind))
+
+
+def notes(trainer) -> str:
+    return " ".join(e.note for e in trainer.extensions)
 
 
 def test_run_writes_checkpoint_history_and_log(tiny_run):
@@ -45,7 +59,8 @@ def run_interrupted_after_two(cfg, out, splits):
         if row["epoch"] == 2:
             raise KeyboardInterrupt
 
-    trainer = Trainer(cfg, out, "cpu", splits=splits, progress=False, on_epoch=interrupt_after_two)
+    trainer = make_trainer(cfg, out, "cpu", splits=splits, progress=False, tune=False)
+    trainer.on_epoch = interrupt_after_two
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
     return trainer
@@ -127,10 +142,10 @@ def test_cli_trains_and_resume_without_last_is_a_clear_error(tmp_path):
 def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synthetic_splits, tiny_run):
     src = tiny_run[0] / "best_model.pt"
     start = load_model(src)
-    t = Trainer(tiny_config(epochs=1, init=str(src)), tmp_path / "warm", "cpu", splits=synthetic_splits, progress=False)
+    t = make_trainer(tiny_config(epochs=1, init=str(src)), tmp_path / "warm", "cpu", splits=synthetic_splits, progress=False)
     for (k, v), w in zip(start.state_dict().items(), t.model.state_dict().values()):
         assert torch.equal(v, w), k
-    assert t.model.normalize == pytest.approx(start.normalize) and str(src) in t.init_note
+    assert t.model.normalize == pytest.approx(start.normalize) and str(src) in notes(t)
     assert t.opt.param_groups[0]["lr"] < 3e-3 / 10  # a fresh One-Cycle: warming up again from lr / 25
     t.fit()
     warm = load_model(tmp_path / "warm" / "best_model.pt")
@@ -138,12 +153,15 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synth
     # the learning curves follow the chain: the 3 epochs of the starting run, then this one, numbered on
     history, restarts = full_history(warm.meta)
     assert [h["epoch"] for h in history] == [1, 2, 3, 4] and restarts == [4]
+    # ... and need not find the starting checkpoint: the new one carries the earlier runs' histories
+    assert warm.meta["init_histories"] == [tiny_run[1].history]
+    assert full_history({**warm.meta, "train_config": {"init": str(tmp_path / "gone.pt")}}) == (history, restarts)
     assert history[3]["val_acc"] == t.history[0]["val_acc"] and history[0]["val_acc"] == tiny_run[1].history[0]["val_acc"]
     labels = [line.get_label() for line in plot_history(history, restarts=restarts).axes[1].get_lines()]
     assert "warm restart (--init)" in labels
     other = tiny_config(init=str(src), model={**tiny_config().model, "widths": [16, 16, 32, 32, 32]})
     with pytest.raises(ValueError, match="--init .*model or classes differ"):
-        Trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
+        make_trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
 
 
 def test_swa_saves_the_weight_average_with_fresh_bn_and_resumes(tmp_path, synthetic_splits, tiny_run):
@@ -151,14 +169,14 @@ def test_swa_saves_the_weight_average_with_fresh_bn_and_resumes(tmp_path, synthe
     cfg = tiny_config(epochs=3, init=src, swa=True, lr=1e-3, swa_bn_faces=64)
     # the reference run: uninterrupted; keep every epoch's weights to check the average by hand
     snapshots = []
-    full = Trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False,
-                   on_epoch=lambda row: snapshots.append({k: v.clone() for k, v in full.model.state_dict().items()}))
+    full = make_trainer(cfg, tmp_path / "full", "cpu", splits=synthetic_splits, progress=False, tune=True)
+    full.on_epoch = lambda row: snapshots.append({k: v.clone() for k, v in full.model.state_dict().items()})
     assert full.opt.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.04)  # warming up
     full.fit()
     assert full.opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # then constant, no One-Cycle decay
     assert all("raw_val_acc" in row for row in full.history)
     assert "raw_val_acc" in next(csv.DictReader(open(tmp_path / "full" / "history.csv")))
-    avg = full.averaged_model()
+    avg = extension(full, WeightAveraging).averaged_model(full)
     for k, v in avg.state_dict().items():
         if "running" in k or "num_batches" in k:
             continue
@@ -174,9 +192,9 @@ def test_swa_saves_the_weight_average_with_fresh_bn_and_resumes(tmp_path, synthe
                                                  "val_acc": pytest.approx(max(r["val_acc"] for r in full.history))}
     # an interrupted SWA run resumes with its running average
     run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
-    second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
+    second = make_trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False, tune=False)
     second.fit(resume=True)
-    assert int(second.swa_model.n_averaged) == 3
+    assert int(extension(second, WeightAveraging).average.n_averaged) == 3
     for a, b in zip(full.history, second.history):
         assert a["val_acc"] == pytest.approx(b["val_acc"])
     with pytest.raises(ValueError, match="pass init"):
@@ -202,8 +220,9 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
             return distillation_loss(model.eval()(faces), teacher(faces)).item()
 
     cfg = tiny_config(epochs=2, teacher=str(teacher_path), seed=5)
-    t = Trainer(cfg, tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False)
-    assert isinstance(t.teacher, type(teacher)) and "teacher: " in t.init_note
+    t = make_trainer(cfg, tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False)
+    kd = extension(t, Distill)
+    assert isinstance(kd.teacher, type(teacher)) and "teacher: " in notes(t)
     before = kl_to_teacher(t.model)
     t.fit()
     after = kl_to_teacher(t.model)
@@ -214,21 +233,22 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
     # the teacher's batches are the student's, in the teacher's own normalisation
     x = torch.rand(4, 1, 48, 48)
     t.model.normalize, mean, std = (0.3, 0.2), *teacher.normalize
-    assert torch.allclose(t.teacher_logits((x - 0.3) / 0.2), teacher((x - mean) / std), atol=1e-5)
+    assert torch.allclose(kd.teacher_logits(t, (x - 0.3) / 0.2), teacher((x - mean) / std), atol=1e-5)
     # an ensemble teaches too; a teacher with other classes or input size is refused in one line
-    t2 = Trainer(tiny_config(epochs=1, teacher=str(teacher_path), distill_weight=0.5), tmp_path / "kd2", "cpu",
-                 splits=synthetic_splits, progress=False)
-    t2.teacher = Ensemble([teacher, teacher])  # (the ensemble crops each face as its members were tuned to)
+    t2 = make_trainer(tiny_config(epochs=1, teacher=str(teacher_path), distill_weight=0.5), tmp_path / "kd2", "cpu",
+                      splits=synthetic_splits, progress=False)
+    kd2 = extension(t2, Distill)
+    kd2.teacher = Ensemble([teacher, teacher])  # (the ensemble crops each face as its members were tuned to)
     x = (torch.rand(4, 1, 48, 48) - 0.3) / 0.2
-    assert torch.allclose(t2.teacher_logits(x).softmax(1), teacher(center_crop(x, teacher.crop)).softmax(1), atol=1e-5)
+    assert torch.allclose(kd2.teacher_logits(t2, x).softmax(1), teacher(center_crop(x, teacher.crop)).softmax(1), atol=1e-5)
     t2.fit()
     assert t2.history[0]["train_loss"] > 0
     # the teacher is part of the recipe: resuming with another (here none) is refused
     with pytest.raises(ValueError, match="other settings .*teacher"):
-        Trainer(tiny_config(epochs=3, seed=5), tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False).resume()
+        make_trainer(tiny_config(epochs=3, seed=5), tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False).resume()
     other = tiny_config(teacher=str(teacher_path), model={**tiny_config().model, "input_size": 64})
     with pytest.raises(ValueError, match="--teacher .*differ from this run's"):
-        Trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
+        make_trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
     with pytest.raises(ValueError, match="distill_weight=2"):
         tiny_config(distill_weight=2)
 
@@ -239,7 +259,7 @@ def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tin
     from emo.data import to_tensor
     from emo.losses import distillation_loss
     from emo.model import save_checkpoint
-    from emo.train import teacher_targets
+    from emo.distill import teacher_targets
     teacher = load_model(tiny_run[0] / "best_model.pt")  # "fear" for every face, as in the test above
     teacher.head[-1].weight.data.zero_()
     teacher.head[-1].bias.data.copy_(torch.tensor([0, 0, 4.0, 0, 0, 0, 0]))
@@ -257,16 +277,17 @@ def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tin
             return distillation_loss(model.eval()(faces), teacher(faces)).item()
 
     cfg = tiny_config(epochs=2, teacher=teacher_path, teacher_targets=str(targets), seed=5)
-    t = Trainer(cfg, tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False)
-    assert t.teacher is None and t.soft_targets is not None and str(targets) in t.init_note
+    t = make_trainer(cfg, tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False)
+    assert extension(t, Distill).teacher is None and extension(t, Distill).soft_targets is not None
+    assert str(targets) in notes(t)
     before = kl_to_teacher(t.model)
     t.fit()
     assert kl_to_teacher(t.model) < 0.75 * before
     assert t.history[1]["train_loss"] < t.history[0]["train_loss"] / 2  # the loss is the distillation loss
     assert load_model(tmp_path / "kd" / "best_model.pt").meta["train_config"]["teacher_targets"] == str(targets)
     # with the labels' loss at half weight the student is pulled less far from them
-    half = Trainer(tiny_config(epochs=2, teacher=teacher_path, teacher_targets=str(targets), seed=5,
-                               distill_weight=0.5), tmp_path / "half", "cpu", splits=synthetic_splits, progress=False)
+    half = make_trainer(tiny_config(epochs=2, teacher=teacher_path, teacher_targets=str(targets), seed=5,
+                                    distill_weight=0.5), tmp_path / "half", "cpu", splits=synthetic_splits, progress=False)
     half.fit()
     assert kl_to_teacher(t.model) < kl_to_teacher(half.model)
     # the file belongs to its teacher and its faces; and it needs a teacher
@@ -287,9 +308,9 @@ def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tin
         tiny_config(teacher_targets=str(targets))
 
 
-def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_path, tiny_run, synthetic_splits):
+def test_tune_inference_picks_the_best_on_validation_and_tune_and_score_stores_it(tmp_path, tiny_run, synthetic_splits):
     import shutil
-    from emo.train import finalize_checkpoint, tune_inference
+    from emo.tune import tune_and_score, tune_inference
     path = tmp_path / "m.pt"
     shutil.copy(tiny_run[0] / "best_model.pt", path)
     m = load_model(path)
@@ -304,7 +325,7 @@ def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_
     m.crop = 0.7
     assert rows[1]["val_acc"] == pytest.approx(float((predict_proba(m, val.images).argmax(1) == val.labels).mean()))
     # "clean" BN: the running statistics are those of the given faces at that crop
-    from emo.train import recompute_bn
+    from emo.tune import recompute_bn
     import copy
     clean = recompute_bn(copy.deepcopy(m), train.images[:64])
     bn = next(k for k in before if k.endswith("running_mean"))
@@ -321,10 +342,50 @@ def test_tune_inference_picks_the_best_on_validation_and_finalize_stores_it(tmp_
     from emo.plots import plot_inference_search
     bars = plot_inference_search(rows).axes[0].patches
     assert sorted(b.get_height() for b in bars) == pytest.approx(sorted(r["val_acc"] for r in rows))
-    ck = finalize_checkpoint(path, synthetic_splits, bn_faces=64)
+    ck = tune_and_score(path, synthetic_splits, bn_faces=64)
     again = load_model(path)
     assert again.crop == ck["crop"] and again.meta["inference_search"] == ck["inference_search"]
     assert again.meta["metrics"]["val_acc"] == pytest.approx(max(r["val_acc"] for r in ck["inference_search"]))
     test = synthetic_splits.test
     assert again.meta["metrics"]["test_acc"] == pytest.approx(
         float((predict_proba(again, test.images).argmax(1) == test.labels).mean()))
+
+
+def test_cli_writes_a_new_run_folder_and_never_over_another_run(tmp_path, monkeypatch, capsys):
+    import emo.train
+    monkeypatch.setattr(emo.train, "PROJECT_ROOT", tmp_path)
+    quick = ["--source", "synthetic", "--epochs", "1", "--limit", "64", "--widths", "16", "16", "32", "32", "32",
+             "--no-progress"]
+    assert emo.train.main(quick) == 0
+    (run,) = (tmp_path / "runs").iterdir()  # named by the date and time, said at the start
+    assert (run / "best_model.pt").is_file() and f"writing {run / 'best_model.pt'}" in capsys.readouterr().out
+    before = (run / "best_model.pt").read_bytes()
+    assert emo.train.main([str(run), *quick]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds best_model.pt and last.pt" in err and "--overwrite" in err
+    assert (run / "best_model.pt").read_bytes() == before
+    assert emo.train.main([str(run), *quick, "--overwrite"]) == 0
+
+
+def test_ctrl_c_prints_a_command_that_goes_on_when_pasted(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    import emo.train
+    monkeypatch.setattr(emo.train, "PROJECT_ROOT", tmp_path)
+    monkeypatch.chdir(tmp_path)  # as a user in the project's folder
+    save_last = Trainer.save_last
+
+    def save_then_interrupt(self):
+        save_last(self)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(Trainer, "save_last", save_then_interrupt)
+    quick = ["--source", "synthetic", "--epochs", "3", "--limit", "64", "--lr", "2e-3", "--widths", "16", "16", "32",
+             "32", "32", "--no-progress"]
+    assert emo.train.main(quick) == 130
+    command = capsys.readouterr().err.strip().splitlines()[-1].strip()
+    args = shlex.split(command)
+    assert args[:3] == ["python", "-m", "emo.train"] and args[-1] == "--resume" and "2e-3" in args
+    assert emo.train.main(args[3:]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    assert [int(r["epoch"]) for r in csv.DictReader(open(run / "history.csv"))] == [1, 2, 3]

@@ -1,0 +1,319 @@
+"""The training loop of the seed recipe, resumable, with hooks for what is layered on top of it.
+
+One epoch: per-face random resized crop, rotation and flip on whole batches, MixUp, focal loss, AdamW,
+a One-Cycle learning rate, mixed precision where it helps. After each epoch the model is validated;
+``best_model.pt`` is replaced atomically only when validation accuracy improves, ``last.pt`` holds everything
+needed to resume (weights, optimiser, scheduler, history, random state), and training stops early after
+``patience`` epochs without improvement. At the end the best checkpoint is scored on validation and test.
+
+Everything else is an :class:`Extension` (:mod:`emo.finetune`, :mod:`emo.swa`, :mod:`emo.distill`,
+:mod:`emo.tune`); :func:`emo.train.make_trainer` picks them from the config.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+import warnings
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from emo.data import Splits, augment, load_splits, mixup
+from emo.losses import focal_loss
+from emo.metrics import accuracy_and_nll, score_checkpoint
+from emo.model import Model, ModelConfig, atomic_save, build_model, checkpoint_dict, read_checkpoint, save_checkpoint
+from emo.recipe import LATER_OPTIONS, TrainConfig
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """fp16 on CUDA by default; on CPU full precision unless bf16 is asked for (measured: not faster here)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' needs CUDA: use 'bf16' or 'off' on the CPU")
+    return torch.float16 if amp in ("auto", "fp16") else torch.bfloat16
+
+
+class Extension:
+    """A hook into :class:`Trainer`. Every method does nothing by default; an extension overrides what it needs."""
+
+    #: one line for the training log: what this extension does in this run (set in ``setup``)
+    note = ""
+    #: False where a run cannot go on from ``best_model.pt`` alone (the extension's state lives only in last.pt)
+    resumes_from_best = True
+
+    def setup(self, trainer: "Trainer") -> None:
+        """Called once the model (on its device) and the optimiser exist, before the schedule is made."""
+
+    def schedule(self, trainer: "Trainer") -> torch.optim.lr_scheduler.LRScheduler | None:
+        """A learning-rate schedule to use instead of One-Cycle, or None."""
+        return None
+
+    def meta(self) -> dict[str, Any]:
+        """Entries stored in every checkpoint the run writes."""
+        return {}
+
+    def batch_targets(self, trainer: "Trainer", idx: torch.Tensor) -> torch.Tensor | None:
+        """Per-face targets (B x K) of the faces ``idx``, MixUp-blended with the same partners as the labels."""
+        return None
+
+    def loss(self, trainer: "Trainer", logits: torch.Tensor, x: torch.Tensor, loss: torch.Tensor,
+             targets: torch.Tensor | None) -> torch.Tensor:
+        """The batch's loss, given the focal loss so far and this extension's blended ``targets``."""
+        return loss
+
+    def after_epoch(self, trainer: "Trainer", row: dict[str, float]) -> Model | None:
+        """After each epoch's training: the model to validate and save instead of ``trainer.model`` (or None);
+        may add columns to the history ``row``."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What ``last.pt`` must hold for this extension to resume."""
+        return {}
+
+    def load_state_dict(self, last: dict[str, Any]) -> None:
+        """Restore from the ``last.pt`` dict written with :meth:`state_dict`'s entries."""
+
+    def finish(self, trainer: "Trainer") -> dict[str, Any] | None:
+        """After training: the best checkpoint, if this extension scored (and stored) it itself; else None."""
+        return None
+
+
+class Trainer:
+    """One training run into ``out_dir``; ``fit()`` trains (or resumes) and returns the history."""
+
+    HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str | None = None,
+                 splits: Splits | None = None, progress: bool = True,
+                 on_epoch: Callable[[dict[str, float]], None] | None = None,
+                 extensions: Sequence[Extension] = ()) -> None:
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.amp_dtype = autocast_dtype(cfg.amp, self.device)
+        self.progress, self.on_epoch, self.extensions = progress, on_epoch, list(extensions)
+        self.splits = splits or load_splits(cfg.protocol, cfg.source, cfg.seed)
+        train = self.splits.train
+        keep = np.arange(len(train))
+        if cfg.limit and cfg.limit < len(train):  # a seeded random subset: the faces are stored grouped by class
+            keep = np.sort(np.random.default_rng(cfg.seed).choice(len(train), cfg.limit, replace=False))
+        self.keep = keep  # which training faces this run uses
+        self.train_images = torch.as_tensor(train.images[keep]).to(self.device)
+        self.train_labels = torch.as_tensor(train.labels[keep]).to(self.device)
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(ModelConfig.from_dict(cfg.model), classes=self.splits.classes)
+        pix = train.images[keep].astype(np.float32) / 255.0
+        self.model.normalize = (float(pix.mean()), float(pix.std()))
+        self.model.to(self.device).to(memory_format=torch.channels_last)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = math.ceil(len(keep) / cfg.batch_size)
+        for ext in self.extensions:
+            ext.setup(self)
+        schedules = [s for s in (ext.schedule(self) for ext in self.extensions) if s is not None]
+        self.sched: torch.optim.lr_scheduler.LRScheduler = schedules[0] if schedules else \
+            torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, epochs=cfg.epochs,
+                                                steps_per_epoch=self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.history: list[dict[str, float]] = []
+        self.best_acc, self.best_epoch, self.epoch = -1.0, 0, 0
+        self.resume_note = ""  # set when a run goes on from best_model.pt because last.pt was lost
+
+    # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def best_path(self) -> Path:
+        return self.out / "best_model.pt"
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    def _meta(self) -> dict[str, Any]:
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.cfg).items()}
+        meta = {"protocol": self.splits.protocol, "dataset": self.splits.dataset, "train_config": config}
+        for ext in self.extensions:
+            meta.update(ext.meta())
+        return meta
+
+    def save_last(self) -> None:
+        state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "epoch": self.epoch,
+                 "history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                 "torch_rng": torch.get_rng_state()}
+        for ext in self.extensions:
+            state.update(ext.state_dict())
+        atomic_save({**checkpoint_dict(self.model, **self._meta()), **state}, self.last_path)
+
+    def resume(self) -> None:
+        """Restore the run from ``last.pt`` (refusing one trained with another recipe).
+
+        Where ``last.pt`` was lost but ``best_model.pt`` is there, go on from the best epoch instead: its
+        weights, history and schedule position are restored; the optimiser's moment estimates restart at zero.
+        """
+        if not self.last_path.exists() and self.best_path.exists():
+            for ext in self.extensions:
+                if not ext.resumes_from_best:
+                    raise FileNotFoundError(f"--resume of this run needs {self.last_path} ({type(ext).__name__}'s "
+                                            "state lives only there): start the run again without --resume")
+            return self._resume_from_best()
+        ck = read_checkpoint(self.last_path)
+        self._load_same_recipe(ck, self.last_path)
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.epoch, self.history = int(ck["epoch"]), list(ck["history"])
+        self.best_acc, self.best_epoch = float(ck["best_acc"]), int(ck["best_epoch"])
+        torch.set_rng_state(ck["torch_rng"])
+        for ext in self.extensions:
+            ext.load_state_dict(ck)
+
+    def _resume_from_best(self) -> None:
+        ck = read_checkpoint(self.best_path)
+        self._load_same_recipe(ck, self.best_path)
+        self.epoch = int(ck["epoch"])
+        self.history = [row for row in ck["history"] if row["epoch"] <= self.epoch]
+        self.best_acc, self.best_epoch = float(ck["metrics"]["val_acc"]), self.epoch
+        with warnings.catch_warnings():  # advance the schedule to where the run stopped (no optimiser step taken)
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(self.epoch * self.steps_per_epoch):
+                self.sched.step()
+        self.resume_note = (f"NOTE: no {self.last_path.name}: going on from {self.best_path.name} after epoch {self.epoch} "
+                            "(weights, history and schedule restored; the optimiser's moments restart at zero)")
+        print(self.resume_note, file=sys.stderr)
+
+    def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
+        """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
+        mine = self._meta()["train_config"]
+        # checkpoints written before these options existed were trained with their defaults
+        later = {f.name: f.default for f in fields(TrainConfig) if f.name in LATER_OPTIONS}
+        theirs = {**later, **ck.get("train_config", {})}
+        diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
+        if diff:
+            raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
+                             "resume with the same options, or use another output folder")
+        if theirs.get("epochs") != mine["epochs"] and not mine["swa"]:  # (--swa: constant lr, any --epochs)
+            raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
+                             "schedule depends on it, so resume with the same --epochs")
+        self.model.load_state_dict(ck["state_dict"])
+        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+
+    def autocast(self) -> torch.autocast:
+        """Mixed precision for forward passes as ``amp`` asks (off where it is off)."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def train_epoch(self) -> tuple[float, float]:
+        cfg, model = self.cfg, self.model
+        model.train()
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.train_labels), generator=g).to(self.device)
+        mean, std = model.normalize
+        n_classes = len(model.classes)
+        tot_loss = tot_correct = seen = 0.0
+        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
+                   leave=False, disable=not self.progress, mininterval=2.0)
+        for i in bar:
+            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
+            y = self.train_labels[idx]
+            x = augment(x, model.input_size, g, scale=cfg.crop_scale, degrees=cfg.rotation).sub_(mean).div_(std)
+            extra = [ext.batch_targets(self, idx) for ext in self.extensions]  # blended with the labels' partners
+            t = torch.cat([F.one_hot(y, n_classes).float()] + [e for e in extra if e is not None], 1)
+            x, t = mixup(x, t, cfg.mixup_alpha, g)
+            x = x.contiguous(memory_format=torch.channels_last)
+            with self.autocast():
+                logits = model(x)
+            loss = focal_loss(logits, t[:, :n_classes], cfg.gamma)
+            start = n_classes
+            for ext, e in zip(self.extensions, extra):
+                mine = None if e is None else t[:, start:start + e.shape[1]]
+                start += 0 if e is None else e.shape[1]
+                loss = ext.loss(self, logits, x, loss, mine)
+            self.opt.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()  # (the scaler passes the loss through unless fp16 is on)
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.sched.step()
+            tot_loss += float(loss.detach()) * len(y)
+            tot_correct += float((logits.argmax(1) == t[:, :n_classes].argmax(1)).sum())
+            seen += len(y)
+            if i % 20 == 0:
+                bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+        return tot_loss / seen, tot_correct / seen
+
+    # -- the run ----------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict[str, float]]:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.resume()
+            print(f"resuming after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
+        val = self.splits.val
+        while self.epoch < cfg.epochs and self.epoch - self.best_epoch < cfg.patience:
+            t0 = time.time()
+            lr = self.opt.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch()
+            extra: dict[str, float] = {}
+            scored = self.model
+            for ext in self.extensions:
+                scored = ext.after_epoch(self, extra) or scored
+            val_acc, val_loss = accuracy_and_nll(scored, val.images, val.labels)
+            self.epoch += 1
+            row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0, **extra}
+            self.history.append(row)
+            improved = val_acc > self.best_acc
+            if improved:
+                self.best_acc, self.best_epoch = val_acc, self.epoch
+                save_checkpoint(scored, self.best_path, epoch=self.epoch, history=self.history,
+                                metrics={"val_acc": val_acc}, **self._meta())
+            self.save_last()
+            self.write_history()
+            print(f"epoch {self.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+                  f"val loss {val_loss:.4f} acc {val_acc:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in extra.items())
+                  + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}", flush=True)
+            if self.on_epoch:
+                self.on_epoch(row)
+        if self.epoch - self.best_epoch >= cfg.patience:
+            print(f"early stop: no val improvement for {cfg.patience} epochs (best epoch {self.best_epoch})")
+        self.finish()
+        return self.history
+
+    def write_history(self) -> None:
+        """``history.csv``: one row per epoch (the extensions' columns after the loop's own)."""
+        tmp = self.out / ".history.csv.tmp"
+        columns = list(self.HISTORY_FIELDS) + [k for k in self.history[-1] if k not in self.HISTORY_FIELDS]
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns)
+            w.writeheader()
+            w.writerows(self.history)
+        tmp.replace(self.out / "history.csv")
+
+    def finish(self) -> dict[str, Any]:
+        """Score the best checkpoint on validation and test and store the scores and the history in it
+        (or let an extension do that, as :class:`emo.tune.Tune` does after choosing inference settings)."""
+        ck = None
+        for ext in self.extensions:
+            ck = ext.finish(self) or ck
+        if ck is None:
+            ck = score_checkpoint(self.best_path, self.splits, self.device, history=self.history)
+        settings = f", test-time crop {ck['crop']:g}, {ck['bn']} BN statistics" if "bn" in ck else ""
+        print(f"best epoch {ck['epoch']}{settings}: " + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
+        return ck
+
+
+def one_cycle_lrs(epochs: int, steps_per_epoch: int, lr: float = 1e-3) -> list[float]:
+    """The learning rate at every step of the One-Cycle schedule that :class:`Trainer` uses."""
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    out = []
+    for _ in range(epochs * steps_per_epoch):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
