@@ -26,7 +26,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "results" / "best_model
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture. The defaults are the reference design; ``input_size=48`` is our shipped one."""
+    """Architecture. The defaults are the seed's design (1x128x128 input, stride-2 depthwise downsampling);
+    ``input_size=48`` is our shipped one; ``downsample="pool"`` is the Arriaga-style max-pool variant."""
 
     num_classes: int = 7
     input_size: int = 128
@@ -35,14 +36,14 @@ class ModelConfig:
     widths: tuple[int, ...] = (128, 256, 512, 512, 512)
     strides: tuple[int, ...] = (2, 2, 2, 2, 1)
     se_reduction: int = 16
-    downsample: str = "pool"
+    downsample: str = "stride"
     block_dropout: float = 0.1
     head_dropout: float = 0.3
 
     def __post_init__(self) -> None:
         if self.downsample not in ("pool", "stride"):
-            raise ValueError(f"downsample={self.downsample!r}: use 'pool' (3x3 max-pool after the block, as the "
-                             "reference) or 'stride' (stride-2 depthwise conv first: ~4x cheaper)")
+            raise ValueError(f"downsample={self.downsample!r}: use 'stride' (a stride-2 first depthwise conv, the "
+                             "seed's design) or 'pool' (a 3x3 max-pool after the block, Arriaga-style: ~3x the work)")
         if len(self.widths) != len(self.strides):
             raise ValueError(f"widths {self.widths} and strides {self.strides} must have the same length")
         if self.input_size < 2 ** sum(s == 2 for s in self.strides):
@@ -54,6 +55,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        d = {"downsample": "pool", **d}  # (the default when a config without it could have been written)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}")
@@ -90,12 +92,13 @@ class SqueezeExcite(nn.Module):
 class ResidualBlock(nn.Module):
     """Two separable convs, SE, and a (projected) shortcut.
 
-    A strided block downsamples either with a 3x3 max-pool after the body (``"pool"``, the reference)
-    or with a stride-2 first depthwise conv (``"stride"``), so the body runs at the lower resolution.
+    A strided block downsamples with a stride-2 first depthwise conv (``"stride"``, the seed's design), so
+    the body runs at the lower resolution, or with a 3x3 max-pool after a full-resolution body (``"pool"``,
+    as Arriaga et al.'s mini-Xception does).
     """
 
     def __init__(self, cin: int, cout: int, stride: int = 2, se_reduction: int = 16, dropout: float = 0.1,
-                 downsample: str = "pool") -> None:
+                 downsample: str = "stride") -> None:
         super().__init__()
         first_stride = stride if downsample == "stride" else 1
         self.body = nn.Sequential(
@@ -183,7 +186,7 @@ Model = MiniXception | Ensemble
 
 
 def build_model(config: ModelConfig | None = None, classes: tuple[str, ...] | None = None, **overrides: Any) -> MiniXception:
-    """``build_model(input_size=48)``: the reference architecture with any config field changed."""
+    """``build_model(input_size=48)``: the seed's architecture with any config field changed."""
     config = config or ModelConfig()
     if classes is not None and "num_classes" not in overrides:
         overrides["num_classes"] = len(classes)
@@ -339,24 +342,60 @@ def class_probabilities(model: Model, x: torch.Tensor, tta: bool = False) -> tor
     return p
 
 
-def predict_proba(model: Model, faces: np.ndarray | list[np.ndarray], tta: bool = False,
-                  batch_size: int | None = None) -> np.ndarray:
-    """uint8 grayscale faces (N x H x W, any size; or a list of 2-D arrays) -> N x C probabilities.
+def as_gray_faces(faces: Any) -> np.ndarray | list[np.ndarray]:
+    """``faces`` as uint8 grayscale: an N x H x W array, or a list of 2-D arrays of different sizes.
 
-    Columns follow ``model.classes``. Each face is resized to ``model.input_size`` and centre-cropped
-    to ``model.crop`` (stored in the checkpoint). With ``tta`` each face is also classified mirrored and the
-    two softmax outputs are averaged (deterministic flip test-time augmentation). ``batch_size``
-    defaults to 32 on CPU (on our 2-core machine 1.5-2x faster than 512: large activations cost
-    page faults) and 512 on CUDA.
+    Accepted, where the meaning is clear: N x H x W or one H x W face; colour images as OpenCV reads them
+    (BGR, H x W x 3 or N x H x W x 3; H x W x 1 too); floats in [0, 1] or [0, 255]; other integer types
+    within 0-255; a list of any of these faces. Anything else is refused in one line that names it.
     """
+    import cv2
+    if isinstance(faces, (list, tuple)):
+        arrays = [np.asarray(f) for f in faces]
+        if arrays and all(a.ndim >= 2 for a in arrays) and len({a.shape for a in arrays}) > 1:
+            return [as_gray_faces(a)[0] for a in arrays]  # faces of different sizes, resized later
+        faces = np.stack(arrays) if arrays else np.zeros((0, 0, 0), np.uint8)
+    a = np.asarray(faces)
+    what = f"{a.dtype} array of shape {a.shape}"
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise ValueError(f"faces must be images of numbers (uint8 grayscale N x H x W), got a {what}")
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (1, 3) and min(a.shape[:2]) > 3):
+        a = a[None]  # one face: H x W, or one image with its channels last
+    if a.ndim == 4 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim != 3 and not (a.ndim == 4 and a.shape[-1] == 3):
+        raise ValueError(f"faces must be N x H x W grayscale (or H x W, or BGR H x W x 3), got a {what}")
+    if a.size and a.dtype != np.uint8:
+        lo, hi = float(a.min()), float(a.max())
+        if np.issubdtype(a.dtype, np.floating) and 0 <= lo and hi <= 1:
+            a = a * 255.0
+        elif not (0 <= lo and hi <= 255):
+            raise ValueError(f"pixel values must lie in 0-255 (or 0-1 for floats), got {lo:g} to {hi:g} in a {what}")
+        a = np.rint(a).astype(np.uint8)
+    a = a.astype(np.uint8, copy=False)
+    if a.ndim == 4:  # BGR colour images
+        a = np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_BGR2GRAY) for f in a]) if len(a) else a[..., 0]
+    if a.size == 0 and len(a):
+        raise ValueError(f"faces must have pixels, got a {what}")
+    return a
+
+
+def predict_proba(model: Model, faces: Any, tta: bool = False, batch_size: int | None = None) -> np.ndarray:
+    """Faces -> N x C probabilities, columns in ``model.classes`` order.
+
+    ``faces`` are uint8 grayscale N x H x W (any size), or what :func:`as_gray_faces` converts: one face,
+    BGR colour images, floats, a list of faces of different sizes. Each face is resized to
+    ``model.input_size`` and centre-cropped to ``model.crop`` (stored in the checkpoint). With ``tta`` each
+    face is also classified mirrored and the two softmax outputs are averaged (deterministic flip
+    test-time augmentation). ``batch_size`` defaults to 32 on CPU (on our 2-core machine 1.5-2x faster
+    than 512: large activations cost page faults) and 512 on CUDA.
+    """
+    faces = as_gray_faces(faces)
     if isinstance(faces, list):
         import cv2
         s = model.input_size
         faces = np.stack([cv2.resize(f, (s, s), interpolation=cv2.INTER_AREA if f.shape[0] > s else cv2.INTER_LINEAR)
-                          for f in faces]) if faces else np.zeros((0, s, s), np.uint8)
-    faces = np.asarray(faces)
-    if faces.ndim != 3 or faces.dtype != np.uint8:
-        raise ValueError(f"faces must be uint8 grayscale N x H x W, got {faces.dtype} array of shape {faces.shape}")
+                          for f in faces])
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -98,8 +98,20 @@ def test_predict_proba_and_tta():
     assert predict_proba(m, big).shape == (5, 7)
     assert predict_proba(m, [faces[0], big[1]]).shape == (2, 7)
     assert predict_proba(m, np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
-    with pytest.raises(ValueError, match="uint8 grayscale"):
-        predict_proba(m, faces.astype(np.float32))
+    # converted where the meaning is clear: one face, floats in [0, 1] or [0, 255], BGR colour, nested lists
+    import cv2
+    assert np.allclose(predict_proba(m, faces[0]), p[:1], atol=1e-6)
+    assert np.allclose(predict_proba(m, faces / 255.0), p, atol=1e-5)
+    assert np.allclose(predict_proba(m, faces.astype(np.float32)), p, atol=1e-5)
+    bgr = np.stack([cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in faces])
+    assert np.allclose(predict_proba(m, bgr[0]), p[:1], atol=1e-6) and np.allclose(predict_proba(m, bgr), p, atol=1e-6)
+    assert np.allclose(predict_proba(m, faces.tolist()), p, atol=1e-6)
+    # refused in one line that names what came: wrong shape, values out of range, no pixels, not numbers
+    for bad, says in [(np.zeros((2, 3, 4, 5)), r"shape \(2, 3, 4, 5\)"), (np.full((48, 48), 300.0), "0-255"),
+                      (np.zeros((1, 0, 0), np.uint8), "have pixels"), (np.zeros((48, 48), bool), "bool array")]:
+        with pytest.raises(ValueError, match=says) as e:
+            predict_proba(m, bad)
+        assert "\n" not in str(e.value)
 
 
 def test_test_time_crop_travels_with_the_checkpoint_and_is_applied(tmp_path, tiny_model_path, synthetic_splits):

@@ -72,3 +72,18 @@ def test_the_readmes_state_the_measured_speed_ratio():
     assert ratio, "results/benchmarks.md has no batch-1 latency row"
     assert f"{ratio.group(1)}x" in RESULTS_README.read_text()
     assert f"{ratio.group(1)} times" in README.read_text()
+
+
+def test_results_holds_only_what_ships():
+    """The default model, the ensemble and the members it names: no other checkpoint, no code."""
+    ensemble = RESULTS / "ensemble" / "best_model.pt"
+    members = {(ensemble.parent / m["path"]).resolve() for m in read_checkpoint(ensemble)["members"]}
+    assert {p.resolve() for p in RESULTS.rglob("*.pt")} == {(RESULTS / "best_model.pt").resolve(), ensemble.resolve()} | members
+    assert not [p for p in RESULTS.rglob("*") if p.suffix in (".py", ".sh", ".ipynb")]
+
+
+def test_the_lab_log_has_a_row_for_every_experiment_folder():
+    lab = PROJECT_ROOT / "experiments"
+    index = (lab / "README.md").read_text()
+    folders = [d.name for d in lab.iterdir() if d.is_dir()]
+    assert folders and all(f"`{name}/" in index for name in folders), [n for n in folders if f"`{n}/" not in index]
