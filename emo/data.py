@@ -23,6 +23,7 @@ import sys
 import tarfile
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -73,6 +74,7 @@ class FaceDataset:
     classes: tuple[str, ...]
     name: str = "fer2013"
     skipped: dict[str, int] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)  # files that could not be decoded (import only)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -126,24 +128,43 @@ def _usage_from_name(split_dir: str, filename: str) -> int:
 _MEMBER = re.compile(r"(?:^|/)(train|test)/([^/]+)/([^/]+)$", re.IGNORECASE)
 
 
+#: How the archives we read begin: zip, gzip, bzip2, xz.
+_MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "tar.gz", b"BZh": "tar.bz2", b"\xfd7zXZ": "tar.xz"}
+#: What reading a damaged or cut-short archive raises.
+_DAMAGED = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError)
+
+
+def _damaged(path: Path, kind: str) -> DataImportError:
+    return DataImportError(f"{path} looks like a {kind} archive but is damaged or incomplete "
+                           f"({path.stat().st_size:,} bytes read): download it again")
+
+
 def _walk_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
     """Yield (member name, bytes) for files in a zip, tar(.gz) or directory; bytes read lazily."""
     if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_file():
-                yield p.relative_to(path).as_posix(), None
-    elif zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.is_dir():
-                    yield info.filename, None
-    elif tarfile.is_tarfile(path):
-        with tarfile.open(path) as tf:
-            for m in tf.getmembers():
-                if m.isfile():
-                    yield m.name, None
-    else:
-        raise DataImportError(f"{path} is not a zip, tar archive, folder or CSV file")
+        files = [p for p in sorted(path.rglob("*")) if p.is_file()]
+        if not files:
+            raise DataImportError(f"{path} is an empty folder: give the folder that holds train/ and test/")
+        for p in files:
+            yield p.relative_to(path).as_posix(), None
+        return
+    with open(path, "rb") as f:
+        head = f.read(8)
+    kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                names = [info.filename for info in zf.infolist() if not info.is_dir()]
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as tf:
+                names = [m.name for m in tf.getmembers() if m.isfile()]
+        elif kind:
+            raise _damaged(path, kind)
+        else:
+            raise DataImportError(f"{path} is not a zip, tar archive, folder or CSV file")
+    except _DAMAGED:
+        raise _damaged(path, kind or "tar") from None
+    yield from ((n, None) for n in names)
 
 
 def _read_member(path: Path, name: str) -> bytes:
@@ -167,39 +188,53 @@ def _decode(buf: bytes) -> np.ndarray | None:
     return img
 
 
-def _import_folders(path: Path, members: list[str]) -> FaceDataset:
+def _label(folder: str, numeric_labels: bool) -> str:
+    """The class a label folder names: its own name, or with ``numeric_labels`` the challenge CSV's id (0-6)."""
+    folder = folder.lower()
+    if numeric_labels and folder.isdigit() and int(folder) < len(CSV_EMOTIONS):
+        return CSV_EMOTIONS[int(folder)]
+    return folder
+
+
+def _import_folders(path: Path, members: list[str], numeric_labels: bool = False) -> FaceDataset:
     found = [(m, _MEMBER.search(m)) for m in members]
     images = [(m, mt) for m, mt in found if mt and Path(m).suffix.lower() in IMAGE_SUFFIXES]
     skipped = {"not an image file": sum(1 for m, mt in found if mt and Path(m).suffix.lower() not in IMAGE_SUFFIXES)}
-    labels_seen = {mt.group(2).lower() for _, mt in images}
-    unknown = sorted(labels_seen - set(FER2013_CLASSES))
+    folders = {mt.group(2).lower() for _, mt in images}
+    unknown = sorted({f for f in folders if _label(f, numeric_labels) not in FER2013_CLASSES})
+    if unknown and all(f.isdigit() for f in unknown) and not numeric_labels:
+        raise DataImportError(
+            f"label folders {unknown} in {path} are numbers: if they are the challenge's emotion ids, add "
+            f"--numeric-labels to read them as " + ", ".join(f"{k} {c}" for k, c in enumerate(CSV_EMOTIONS)))
     if unknown:
         raise DataImportError(
             f"unknown label folder(s) {unknown} in {path}: FER-2013 labels are {list(FER2013_CLASSES)}"
         )
-    out_img, out_lab, out_use, corrupt = [], [], [], 0
+    out_img, out_lab, out_use, unreadable = [], [], [], []
     opener = None
-    if zipfile.is_zipfile(path) and not path.is_dir():
-        opener = zipfile.ZipFile(path)
     try:
+        if zipfile.is_zipfile(path) and not path.is_dir():
+            opener = zipfile.ZipFile(path)
         for m, mt in tqdm(images, desc="decoding faces", unit="img", mininterval=1.0):
             buf = opener.read(m) if opener else _read_member(path, m)
             img = _decode(buf)
             if img is None:
-                corrupt += 1
+                unreadable.append(m)
                 continue
             out_img.append(img)
-            out_lab.append(FER2013_CLASSES.index(mt.group(2).lower()))
+            out_lab.append(FER2013_CLASSES.index(_label(mt.group(2), numeric_labels)))
             out_use.append(_usage_from_name(mt.group(1).lower(), mt.group(3)))
+    except _DAMAGED:
+        raise _damaged(path, "zip" if opener else "tar") from None
     finally:
         if opener:
             opener.close()
-    skipped["corrupt image"] = corrupt
+    skipped["unreadable image"] = len(unreadable)
     if not out_img:
         raise DataImportError(f"no readable faces under train/<label>/ or test/<label>/ in {path}")
     return FaceDataset(
         np.stack(out_img), np.asarray(out_lab, np.int64), np.asarray(out_use, np.int8), FER2013_CLASSES,
-        skipped={k: v for k, v in skipped.items() if v},
+        skipped={k: v for k, v in skipped.items() if v}, unreadable=unreadable,
     )
 
 
@@ -234,8 +269,10 @@ def _import_csv(text: io.TextIOBase, origin: str) -> FaceDataset:
     )
 
 
-def read_fer2013(path: str | os.PathLike) -> FaceDataset:
-    """Read FER-2013 from the Kaggle archive / folder or the challenge CSV (bare or archived)."""
+def read_fer2013(path: str | os.PathLike, numeric_labels: bool = False) -> FaceDataset:
+    """Read FER-2013 from the Kaggle archive / folder or the challenge CSV (bare or archived).
+
+    ``numeric_labels``: label folders named 0-6 are the challenge's emotion ids (0 angry ... 6 neutral)."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: give the path of fer2013.zip, its folder or fer2013.csv")
@@ -244,7 +281,7 @@ def read_fer2013(path: str | os.PathLike) -> FaceDataset:
             return _import_csv(f, str(path))
     members = [m for m, _ in _walk_archive(path)]
     if any(_MEMBER.search(m) for m in members):
-        return _import_folders(path, members)
+        return _import_folders(path, members, numeric_labels)
     csvs = [m for m in members if m.lower().endswith(".csv") and "fer2013" in m.lower()]
     if csvs:
         with io.TextIOWrapper(io.BytesIO(_read_member(path, csvs[0])), newline="") as f:
@@ -264,9 +301,11 @@ def save_dataset(ds: FaceDataset, out: str | os.PathLike) -> Path:
     return out
 
 
-def import_fer2013(path: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> FaceDataset:
-    """Import FER-2013 from ``path`` into ``data_dir/fer2013.npz`` (replacing any earlier import)."""
-    ds = read_fer2013(path)
+def import_fer2013(path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                   numeric_labels: bool = False) -> FaceDataset:
+    """Import FER-2013 from ``path`` into ``data_dir/fer2013.npz``, replacing any earlier import only once the
+    new copy is complete (a failed or interrupted import leaves the earlier one as it was)."""
+    ds = read_fer2013(path, numeric_labels)
     save_dataset(ds, Path(data_dir or DATA_DIR) / DATASET_FILE)
     return ds
 
@@ -494,24 +533,61 @@ def main(argv: list[str] | None = None) -> int:
     pi = sub.add_parser("import", help="import FER-2013 (zip, tar.gz, folder or fer2013.csv) into data/")
     pi.add_argument("path")
     pi.add_argument("--data-dir", default=None, help=f"where to write {DATASET_FILE} (default: {DATA_DIR})")
+    pi.add_argument("--numeric-labels", action="store_true",
+                    help="label folders 0-6 are the challenge's emotion ids (0 angry, 1 disgust, 2 fear, 3 happy, "
+                         "4 sad, 5 surprise, 6 neutral)")
     ps = sub.add_parser("info", help="describe the imported copy")
     ps.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
-    return run_command(lambda: import_and_describe(a.data_dir, a.path if a.cmd == "import" else None))
+    return run_command(lambda: import_and_describe(a.data_dir, a.path if a.cmd == "import" else None,
+                                                   getattr(a, "numeric_labels", False)))
 
 
-def import_and_describe(data_dir: str | None, path: str | None = None) -> None:
+def split_counts(ds: FaceDataset) -> str:
+    """``Training 28,709, PublicTest 3,589, PrivateTest 3,589``: the faces of ``ds`` per usage."""
+    counts = {name: int((ds.usage == code).sum()) for name, code in
+              [("Training", TRAINING), ("PublicTest", PUBLIC_TEST), ("PrivateTest", PRIVATE_TEST),
+               ("test (unnamed)", TEST_UNSPLIT)]}
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
+
+
+def what_will_not_work(ds: FaceDataset) -> list[str]:
+    """One line for each way ``ds`` is partial, naming what will not work with it."""
+    notes = []
+    if not (ds.usage != TRAINING).any():
+        notes.append("no test faces (test/<label>/): evaluation has nothing to score, and the standard protocol "
+                     "has no validation split; import the whole archive")
+    elif not ((ds.usage == PUBLIC_TEST).any() and (ds.usage == PRIVATE_TEST).any()):
+        notes.append("the test faces are not named PublicTest_*/PrivateTest_*: the standard protocol cannot split "
+                     "them; use --protocol reference")
+    if not (ds.usage == TRAINING).any():
+        notes.append("no training faces (train/<label>/): nothing to train on; import the whole archive")
+    missing = [c for k, c in enumerate(ds.classes) if not ((ds.labels == k) & (ds.usage == TRAINING)).any()]
+    if missing and (ds.usage == TRAINING).any():
+        notes.append(f"no training faces of {', '.join(missing)}: a model trained on this never learns "
+                     f"{'that class' if len(missing) == 1 else 'those classes'}")
+    return notes
+
+
+def import_and_describe(data_dir: str | None, path: str | None = None, numeric_labels: bool = False) -> None:
     """``python -m emo.data import PATH`` / ``info``: import ``path`` (when given), then describe the copy in ``data_dir``."""
+    out = Path(data_dir or DATA_DIR) / DATASET_FILE
     if path is not None:
-        ds = import_fer2013(path, data_dir)
-        out = Path(data_dir or DATA_DIR) / DATASET_FILE
-        print(f"imported {len(ds):,} faces into {out}")
+        before = load_fer2013(data_dir) if out.exists() else None
+        print(f"importing {path} into {out}" + (f" (it holds {len(before):,} faces now, kept until the new copy "
+                                                 "is complete)" if before is not None else ""))
+        ds = import_fer2013(path, data_dir, numeric_labels)
+        print(f"imported {len(ds):,} faces into {out}" + (
+            f", replacing {len(before):,} ({split_counts(before)})" if before is not None else ""))
         for why, n in ds.skipped.items():
             print(f"skipped {n:,} file(s): {why}")
+        if ds.unreadable:
+            shown = ", ".join(ds.unreadable[:5]) + (f" and {len(ds.unreadable) - 5:,} more" if len(ds.unreadable) > 5 else "")
+            print(f"could not read {len(ds.unreadable):,} image(s), skipped: {shown}")
+        for note in what_will_not_work(ds):
+            print(f"NOTE: {note}")
     ds = load_fer2013(data_dir)
-    counts = {name: int((ds.usage == code).sum()) for name, code in
-              [("Training", TRAINING), ("PublicTest", PUBLIC_TEST), ("PrivateTest", PRIVATE_TEST), ("test (unnamed)", TEST_UNSPLIT)]}
-    print(", ".join(f"{k} {v:,}" for k, v in counts.items() if v))
+    print(split_counts(ds))
     print("per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))
 
 

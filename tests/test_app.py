@@ -70,3 +70,10 @@ def test_cli_missing_model_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "emo.app", str(tmp_path / "none.pt")], capture_output=True, text=True,
                        cwd=ROOT, timeout=60, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert r.returncode == 2 and r.stderr.strip().startswith("error: no model at") and "\n" not in r.stderr.strip()
+
+
+def test_cli_exits_non_zero_when_its_source_cannot_be_opened(tiny_model_path, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "emo.app", str(tiny_model_path), "--source", str(tmp_path / "gone.mp4"),
+                        "--frames", "5"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert r.returncode == 1 and "error: " in r.stderr and "gone.mp4" in r.stderr

@@ -48,7 +48,8 @@ def test_kaggle_zip_import(kaggle_zip, tmp_path):
     assert sorted(names) == sorted(["happy", "sad", "disgust", "angry", "surprise", "neutral"])
     usage = dict(zip(names, ds.usage))
     assert usage["happy"] == TRAINING and usage["angry"] == PUBLIC_TEST and usage["surprise"] == PRIVATE_TEST
-    assert ds.skipped == {"not an image file": 1, "corrupt image": 1}
+    assert ds.skipped == {"not an image file": 1, "unreadable image": 1}
+    assert ds.unreadable == ["fer2013/train/happy/broken.jpg"]  # listed, so the user can look at it
     # the 64x64 PNG was resized to 48x48
     assert ds.images[names.index("neutral")].shape == (48, 48)
     again = load_fer2013(tmp_path / "data")
@@ -63,6 +64,52 @@ def test_unpacked_folder_import_and_reimport_does_not_duplicate(tmp_path):
     first = import_fer2013(root, tmp_path / "data")
     second = import_fer2013(root, tmp_path / "data")
     assert len(first) == len(second) == len(load_fer2013(tmp_path / "data")) == 6
+
+
+def test_import_says_what_it_replaces_and_what_a_partial_copy_cannot_do(kaggle_zip, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert data.main(["import", str(kaggle_zip), "--data-dir", str(out)]) == 0
+    full = (out / "fer2013.npz").read_bytes()
+    only_train = tmp_path / "train_only.zip"
+    with zipfile.ZipFile(only_train, "w") as zf:
+        zf.writestr("train/happy/Training_1.jpg", _jpeg(10))
+    capsys.readouterr()
+    assert data.main(["import", str(only_train), "--data-dir", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "it holds 6 faces now" in said and "imported 1 faces" in said and "replacing 6 (Training 3, PublicTest 1" in said
+    assert "NOTE: no test faces" in said and "NOTE: no training faces of angry, disgust" in said
+    # a damaged archive never replaces the copy there: the import fails first, with a one-line error
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(kaggle_zip.read_bytes()[:300])
+    (out / "fer2013.npz").write_bytes(full)
+    assert data.main(["import", str(cut), "--data-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a zip archive but is damaged or incomplete (300 bytes read): download it again" in err
+    assert err.count("\n") == 1 and (out / "fer2013.npz").read_bytes() == full
+
+
+def test_damaged_tar_and_empty_folder_name_the_cause(kaggle_zip, tmp_path):
+    import tarfile
+    tgz = tmp_path / "fer.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(kaggle_zip, arcname="archive.zip")
+    (tmp_path / "cut.tar.gz").write_bytes(tgz.read_bytes()[: tgz.stat().st_size // 2])
+    with pytest.raises(DataImportError, match="tar.gz archive but is damaged or incomplete"):
+        read_fer2013(tmp_path / "cut.tar.gz")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataImportError, match="is an empty folder"):
+        read_fer2013(tmp_path / "empty")
+
+
+def test_numeric_label_folders_are_offered_the_challenge_ids(tmp_path):
+    root = tmp_path / "numeric"
+    for k, name in enumerate(["Training_1.jpg", "Training_2.jpg"]):
+        (root / "train" / str(3 + 3 * k)).mkdir(parents=True)  # 3 happy, 6 neutral
+        (root / "train" / str(3 + 3 * k) / name).write_bytes(_jpeg(10 * k))
+    with pytest.raises(DataImportError, match=r"are numbers: .*add --numeric-labels .*3 happy, 4 sad"):
+        read_fer2013(root)
+    ds = read_fer2013(root, numeric_labels=True)
+    assert sorted(ds.classes[k] for k in ds.labels) == ["happy", "neutral"]
 
 
 def test_unknown_label_folder_is_refused(tmp_path):
