@@ -37,7 +37,14 @@ def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out
                    help=f"where the result goes (default {default_out.relative_to(project_root).as_posix()})")
     p.add_argument("--source", choices=sources, default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
     return p
+
+
+def refuse_to_replace(out: Path, overwrite: bool) -> None:
+    """One-line refusal to write a checkpoint over one this command did not write, unless ``overwrite``."""
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} exists already: pass another --out, or --overwrite to replace it")
 
 
 def run_command(action: Callable[[], object], threads: int = 0) -> int:

@@ -15,6 +15,7 @@ chooses; the test split is scored once, at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emo.cli import checkpoints_parser, command_line, run_command
+from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
 from emo.data import PROJECT_ROOT, SOURCES
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
@@ -70,21 +71,39 @@ def select_members(probs: Sequence[np.ndarray], labels: np.ndarray,
     return rows
 
 
+def copy_members(paths: Sequence[Path], folder: Path, overwrite: bool = False) -> list[Path]:
+    """Copy the checkpoints at ``paths`` into ``folder`` as ``<k>-<name>.pt`` (``name``: the file's folder, or its
+    stem for a bare file), each atomically; a different file already at a target is replaced only with ``overwrite``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for k, src in enumerate(paths, 1):
+        dst = folder / f"{k}-{src.parent.name if src.name == 'best_model.pt' and src.parent.name else src.stem}.pt"
+        if dst.exists() and file_sha256(dst) != file_sha256(src):
+            refuse_to_replace(dst, overwrite)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        copies.append(dst)
+    return copies
+
+
 def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBLE, source: str = "auto",
-                  max_members: int | None = None, log: Any = print) -> dict[str, Any]:
+                  max_members: int | None = None, log: Any = print, overwrite: bool = False) -> dict[str, Any]:
     """Select an ensemble from the checkpoints at ``paths`` on validation, score it, and write it to ``out``.
 
-    The checkpoint names its members, ``members``: each one's path relative to ``out``'s folder and the
-    SHA-256 of its file (:func:`emo.model.read_members`; their weights are not copied), and holds the
+    The members' files are copied into ``members/`` beside ``out`` (``<round>-<its folder's name>.pt``), so
+    the folder stands alone: copied anywhere, it loads. The checkpoint names them, ``members``: each one's path
+    relative to ``out``'s folder and the SHA-256 of its file (:func:`emo.model.read_members`), and holds the
     metadata of the best member (its training configuration and history), ``metrics`` of the ensemble
     (validation and test, with and without flip TTA), and ``ensemble``: a row per selection round with the
-    candidate's path, its own inference settings and scores. ``out`` is written atomically, and may not
-    be one of the candidates.
+    candidate's path, its own inference settings and scores. ``out`` is written atomically, last, and may
+    not be one of the candidates; it and member files already there are replaced only with ``overwrite``.
     """
     out = Path(out)
     if any(out.resolve() == Path(p).resolve() for p in paths):
         raise ValueError(f"--out {out} is one of the candidates, whose file the ensemble would need: "
                          "write the ensemble elsewhere")
+    refuse_to_replace(out, overwrite)
     cks = read_ingredients(paths, task="an ensemble")
     splits = ingredients_splits(cks[0], source, "an ensemble")
     models = [model_from_checkpoint(ck).to(memory_format=torch.channels_last).eval() for ck in cks]
@@ -101,8 +120,8 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
                **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
     first = {k: v for k, v in cks[kept[0]].items() if k not in MEMBER_KEYS and k != "state_dict"}
     first["init_histories"] = training_runs(cks[kept[0]])[:-1]  # its learning curves, without the files they came from
-    members = [{"path": os.path.relpath(Path(paths[i]).resolve(), out.resolve().parent), "sha256": file_sha256(paths[i])}
-               for i in kept]
+    members = [{"path": path.relative_to(out.parent).as_posix(), "sha256": file_sha256(path)}
+               for path in copy_members([Path(paths[i]) for i in kept], out.parent / "members", overwrite)]
     ck = {**first, "version": CHECKPOINT_VERSION, "crop": model.crop, "members": members, "metrics": metrics,
           "ensemble": {"rounds": record, "candidates": [str(p) for p in paths], "max_members": max_members,
                        "command": command_line("emo.ensemble"), "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
@@ -116,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
                            DEFAULT_ENSEMBLE, PROJECT_ROOT, SOURCES)
     p.add_argument("--max-members", type=int, default=None, help="at most this many members (each costs a forward pass)")
     a = p.parse_args(argv)
-    return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.source, a.max_members), a.threads)
+    return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.source, a.max_members,
+                                                     overwrite=a.overwrite), a.threads)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from emo.cli import checkpoints_parser, command_line, run_command
+from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
 from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
 from emo.metrics import accuracy_and_nll, labels_in_model_order
@@ -113,13 +113,15 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
 
 
 def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, source: str = "auto",
-              bn_faces: int = 8192, seed: int = 0, log: Any = print) -> dict[str, Any]:
+              bn_faces: int = 8192, seed: int = 0, log: Any = print, overwrite: bool = False) -> dict[str, Any]:
     """Cook a greedy soup of the checkpoints at ``paths`` into ``out``, tune and score it; returns the checkpoint.
 
     The soup's checkpoint keeps the metadata (training config, history) of its best ingredient and adds
     ``soup``: the ingredients' paths, their validation accuracies and which were kept. ``out`` is written
-    atomically, after every ingredient has been read, so it may be one of them.
+    atomically, after every ingredient has been read; a file already there (one of the ingredients, say) is
+    replaced only with ``overwrite``.
     """
+    refuse_to_replace(Path(out), overwrite)
     cks = read_ingredients(paths)
     splits = ingredients_splits(cks[0], source)
     state, crop, rows = greedy_soup(cks, splits, bn_faces, seed, log=log)
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
     p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
     a = p.parse_args(argv)
-    return run_command(lambda: make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed), a.threads)
+    return run_command(lambda: make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed,
+                                                 overwrite=a.overwrite), a.threads)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -126,6 +127,10 @@ def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "of 2 candidates" in r.stdout
     assert load_model(out).meta["ensemble"]["command"].startswith("python -m emo.ensemble")
+    before = out.read_bytes()  # a second ensemble into the same file: refused, the first left as it was
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "exists already" in r.stderr and "--overwrite" in r.stderr and out.read_bytes() == before
+    assert subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT).returncode == 0
     r = subprocess.run([sys.executable, "-m", "emo.ensemble", str(two_runs[0]), str(tmp_path / "missing.pt"),
                         "--source", "synthetic"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.startswith("error: no model at") and len(r.stderr.strip().splitlines()) == 1
@@ -134,31 +139,25 @@ def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
     assert r.returncode == 2 and "an ensemble needs at least two checkpoints, got 1" in r.stderr
 
 
-def test_an_ensemble_names_its_members_files_and_refuses_changed_or_missing_ones(two_runs, tmp_path):
-    members = tmp_path / "members"
-    members.mkdir()
-    paths = []
-    for p in two_runs:
-        paths.append(members / p.name)
-        paths[-1].write_bytes(p.read_bytes())
+def test_an_ensemble_folder_holds_its_members_and_loads_wherever_it_is_copied(two_runs, tmp_path):
     out = tmp_path / "ens" / "best_model.pt"
-    ck = make_ensemble(paths, out, source="synthetic", log=lambda s: None)
-    assert "state_dict" not in read_checkpoint(out) and out.stat().st_size < paths[0].stat().st_size / 4
-    assert all(m["path"].startswith("../members/") for m in ck["members"])
-    moved = tmp_path / "moved"  # the ensemble and its members moved together: paths are relative to it
-    moved.mkdir()
-    (tmp_path / "ens").rename(moved / "ens")
-    members.rename(moved / "members")
-    assert isinstance(load_model(moved / "ens" / "best_model.pt"), Ensemble)
-    member = moved / "members" / ck["members"][0]["path"].split("/")[-1]
+    ck = make_ensemble(list(two_runs), out, source="synthetic", log=lambda s: None)
+    assert "state_dict" not in read_checkpoint(out) and out.stat().st_size < two_runs[0].stat().st_size / 4
+    assert all(m["path"].startswith("members/") and (out.parent / m["path"]).is_file() for m in ck["members"])
+    moved = tmp_path / "elsewhere" / "copy"  # the folder alone, copied: it needs nothing outside itself
+    shutil.copytree(out.parent, moved)
+    shutil.rmtree(out.parent)
+    ens = load_model(moved / "best_model.pt")
+    assert isinstance(ens, Ensemble) and len(ens.members) == len(ck["members"])
+    member = moved / ck["members"][0]["path"]
     spoiled = read_checkpoint(member)
     spoiled["crop"] = 0.85
     torch.save(spoiled, member)
     with pytest.raises(ValueError, match="has changed since the ensemble .* was made: make the ensemble again"):
-        load_model(moved / "ens" / "best_model.pt")
+        load_model(moved / "best_model.pt")
     member.unlink()
     with pytest.raises(FileNotFoundError, match="needs its member .*: keep the members' checkpoints where they were"):
-        load_model(moved / "ens" / "best_model.pt")
+        load_model(moved / "best_model.pt")
     with pytest.raises(ValueError, match="is one of the candidates"):
         make_ensemble(list(two_runs), two_runs[1], source="synthetic")
     with pytest.raises(ValueError, match="load it with load_model"):

@@ -83,6 +83,9 @@ def test_cli_writes_the_soup_and_refuses_bad_input(ingredients, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "1 of 2 ingredients" in r.stdout and load_model(out).meta["soup"]["command"].startswith("python -m emo.soup")
+    before = out.read_bytes()  # a second soup into the same file: refused, the first left as it was
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "exists already" in r.stderr and "--overwrite" in r.stderr and out.read_bytes() == before
     r = subprocess.run([sys.executable, "-m", "emo.soup", str(good), str(tmp_path / "missing.pt"), "--source",
                         "synthetic"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.startswith("error: no model at") and len(r.stderr.strip().splitlines()) == 1
