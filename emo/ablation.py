@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from emo.bench import flops_per_face
-from emo.cli import command_line, run_command
+from emo.cli import HelpFormatter, command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
 from emo.recipe import TrainConfig
@@ -107,17 +107,18 @@ def load_results(out_dir: str | Path = DEFAULT_ABLATION) -> list[dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.ablation", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m emo.ablation", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     p.add_argument("output_dir", nargs="?", default=None,
                    help="default runs/ablation/")
-    p.add_argument("--sizes", type=int, nargs="+", default=[48, 64, 128])
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--sizes", type=int, nargs="+", default=[48, 64, 128], help="input sizes to train at")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per size (one fixed short schedule)")
     p.add_argument("--limit", type=int, default=5000, help="training faces per run (a seeded random subset)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the subset and the training")
     p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
-    p.add_argument("--device", default=None)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier ablation there")
     a = p.parse_args(argv)
     return run_command(lambda: run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.source, a.device,

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emo.cli import run_command
+from emo.cli import HelpFormatter, run_command
 from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
 from emo.model import DEFAULT_MODEL, Model, load_model
 
@@ -106,14 +106,17 @@ def build_window(model: Model | str | Path = DEFAULT_MODEL, source: str = "0", d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.app", description=__doc__.split("\n\n")[0])
-    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="default results/best_model.pt")
+    p = argparse.ArgumentParser(prog="python -m emo.app", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (default: results/best_model.pt)")
     p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
     a = p.parse_args(argv)
-    return run_command(lambda: run_app(load_model(a.model_path, a.device), a.source, a.device, a.smoothing, a.frames))
+    return run_command(lambda: run_app(load_model(a.model_path, a.device), a.source, a.device, a.smoothing, a.frames),
+                       a.threads)
 
 
 def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0.5, frames: int = 0) -> int:

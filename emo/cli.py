@@ -17,8 +17,15 @@ import torch
 BAD_INPUT = (FileNotFoundError, FileExistsError, ValueError)
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """``--help`` with each option's default, and the description's examples kept as written."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` with each option's default (where its help does not already say it, and there is one to
+    say), and the description's examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help = action.help or ""
+        if "default" in help or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return help
+        return f"{help} (default: %(default)s)" if help else "default: %(default)s"
 
 
 def command_line(module: str, argv: list[str] | None = None) -> str:
@@ -31,7 +38,7 @@ def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out
     """The arguments that the commands combining several checkpoints (``emo.soup``, ``emo.ensemble``) share:
     the checkpoints, ``--out`` (default ``default_out``, shown relative to ``project_root``), ``--source``
     (one of ``sources``) and ``--threads``."""
-    p = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("checkpoints", nargs="+", help=checkpoints_help)
     p.add_argument("--out", default=str(default_out),
                    help=f"where the result goes (default {default_out.relative_to(project_root).as_posix()})")

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from emo.cli import run_command
+from emo.cli import HelpFormatter, run_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("EMO_DATA_DIR", PROJECT_ROOT / "data"))
@@ -414,7 +414,7 @@ def make_splits(ds: FaceDataset, protocol: str = "standard", seed: int = 0, val_
         if len(val_idx) == 0 or len(test_idx) == 0:
             raise ValueError(
                 "this copy of the data has no PublicTest/PrivateTest names, which the standard protocol needs: "
-                "use protocol='reference' (--protocol reference)"
+                "train with `python -m emo.train --protocol reference` (evaluation follows the model's protocol)"
             )
     else:
         perm = np.random.default_rng(seed).permutation(train_idx)
@@ -528,7 +528,8 @@ def mixup(x: torch.Tensor, targets: torch.Tensor, alpha: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.data", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m emo.data", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     pi = sub.add_parser("import", help="import FER-2013 (zip, tar.gz, folder or fer2013.csv) into data/")
     pi.add_argument("path")

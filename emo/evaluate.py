@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
+from tqdm.auto import tqdm
 
-from emo.cli import run_command
+from emo.cli import HelpFormatter, run_command
 from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
 from emo.metrics import full_history, labels_in_model_order
 from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
@@ -139,18 +141,22 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
     results: dict[str, Any] = {"model": str(shown), "dataset": ds.name, "protocol": protocol,
                                "classes": list(model.classes), "input_size": model.input_size, "crop": model.crop}
-    evals = {}
-    for split_name in ("val", "test"):
-        for tta in (False, True):
-            ev = evaluate_split(model, splits[split_name], splits.classes, tta, split_name, batch_size)
-            evals[split_name, tta] = ev
-            results[f"{split_name}{'_tta' if tta else ''}"] = ev.summary()
-    if protocol == "standard" and ds.name == "fer2013":  # like-for-like with the reference: all 7,178 test faces
+    passes = [(name, splits[name], splits.classes, tta) for name in ("val", "test") for tta in (False, True)]
+    if protocol == "standard" and ds.name == "fer2013":  # like-for-like with the seed: all 7,178 test faces
         ref = make_splits(ds, "reference")
-        for tta in (False, True):
-            ev = evaluate_split(model, ref.test, ref.classes, tta, "reference test", batch_size)
-            results[f"reference_test{'_tta' if tta else ''}"] = {"faces": int(len(ev.labels)),
-                                                                 "accuracy": ev.accuracy, "macro_f1": ev.macro_f1}
+        passes += [("reference_test", ref.test, ref.classes, tta) for tta in (False, True)]
+    members = f" ({len(model.members)} networks)" if hasattr(model, "members") else ""
+    print(f"evaluating {shown}{members} on {ds.name} ({protocol} protocol): "
+          + ", ".join(f"{name} {len(split):,}" for name, split, _, tta in passes if not tta)
+          + f" faces, with and without flip TTA; {torch.get_num_threads()} CPU threads"
+          + (f"; writing to {out_dir}" if out_dir is not None else ""), flush=True)
+    evals = {}
+    for name, split, classes, tta in tqdm(passes, desc="evaluating", unit="pass"):
+        ev = evaluate_split(model, split, classes, tta, name.replace("_", " "), batch_size)
+        evals[name, tta] = ev
+        key = f"{name}{'_tta' if tta else ''}"
+        results[key] = ev.summary() if name != "reference_test" else {
+            "faces": int(len(ev.labels)), "accuracy": ev.accuracy, "macro_f1": ev.macro_f1}
     results["seconds"] = round(time.time() - t0, 1)
     if out_dir is not None:
         out = Path(out_dir)
@@ -186,18 +192,21 @@ def format_results(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="default results/best_model.pt")
+    p = argparse.ArgumentParser(prog="python -m emo.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=HelpFormatter)
+    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (default: results/best_model.pt)")
     p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder; runs/evaluate/ "
                    "when the data is not what the model was trained on)")
-    p.add_argument("--source", choices=SOURCES, default="auto")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
+    p.add_argument("--no-figures", action="store_true", help="metrics and report only")
+    p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
     p.add_argument("--tune", action="store_true",
                    help="first choose the centre crop and BN statistics on validation, write them to "
                         "MODEL.tuned.pt and evaluate that (training does this at its end)")
     a = p.parse_args(argv)
-    return run_command(lambda: report(run(a.model_path, a.out, a.source, not a.no_figures, default_out=a.out is None,
-                                          tune=a.tune)))
+    return run_command(lambda: report(run(a.model_path, a.out, a.source, not a.no_figures, a.batch_size,
+                                          default_out=a.out is None, tune=a.tune)), a.threads)
 
 
 def report(r: dict[str, Any]) -> None:

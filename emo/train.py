@@ -69,8 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=HelpFormatter)
     p.add_argument("output_dir", nargs="?", default=None,
                    help="where best_model.pt, last.pt, history.csv and train_log.txt go (default: a new runs/<date>-<time>/)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of One-Cycle (at most; early stopping may end sooner)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="faces per training step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak One-Cycle learning rate")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW's weight decay")
     p.add_argument("--gamma", type=float, default=d.gamma, help="focal loss gamma (0 = cross-entropy)")
