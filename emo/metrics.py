@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from emo.data import Split, Splits
-from emo.model import Model, atomic_save, predict_proba, read_checkpoint
+from emo.model import (MiniXception, Model, atomic_save, model_from_checkpoint, predict_proba, read_checkpoint,
+                       require_network)
 
 
 def labels_in_model_order(split: Split, data_classes: tuple[str, ...], model: Model) -> np.ndarray:
@@ -48,19 +49,29 @@ def split_accuracies(model: Model, splits: Splits) -> dict[str, float]:
     return metrics
 
 
-def score_checkpoint(path: str | Path, splits: Splits, device: str | torch.device = "cpu",
-                     history: list[dict[str, float]] | None = None) -> dict[str, Any]:
-    """Score the network at ``path`` on validation and test (:func:`split_accuracies`) as it is, and store the
-    scores (and ``history``, where given) in the checkpoint, atomically. Returns the checkpoint."""
-    from emo.model import model_from_checkpoint, require_network
+def read_network(path: str | Path, task: str, device: str | torch.device = "cpu") -> tuple[dict[str, Any], MiniXception]:
+    """The checkpoint dict at ``path`` and its network, ready to score (refused in one line for an ensemble)."""
     ck = read_checkpoint(path)
-    require_network(ck, path, "scoring")
-    model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
-    ck["metrics"] = split_accuracies(model, splits)
+    require_network(ck, path, task)
+    return ck, model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
+
+
+def store_scores(ck: dict[str, Any], model: MiniXception, splits: Splits, out: str | Path,
+                 history: list[dict[str, float]] | None = None, **entries: Any) -> dict[str, Any]:
+    """Score ``model`` on validation and test (:func:`split_accuracies`) and write ``ck`` with the scores (and
+    ``history`` and ``entries``, where given) to ``out``, atomically. Returns the updated checkpoint."""
+    ck.update(entries, metrics=split_accuracies(model, splits))
     if history is not None:
         ck["history"] = history
-    atomic_save(ck, path)
+    atomic_save(ck, out)
     return ck
+
+
+def score_checkpoint(path: str | Path, splits: Splits, device: str | torch.device = "cpu",
+                     history: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    """Score the network at ``path`` as it is and store the scores (and ``history``) in it. Returns the checkpoint."""
+    ck, model = read_network(path, "scoring", device)
+    return store_scores(ck, model, splits, path, history)
 
 
 def training_runs(meta: dict[str, Any], _seen: frozenset[str] = frozenset()) -> list[list[dict[str, float]]]:

@@ -24,6 +24,7 @@ class WeightAveraging(Extension):
     """Average the weights over the epochs; validate and save the average."""
 
     resumes_from_best = False  # the running average lives only in last.pt
+    epochs_free = True  # a constant learning rate: resume with more --epochs to go on, fewer to stop
 
     def setup(self, trainer: Trainer) -> None:
         self.average = AveragedModel(trainer.model)

@@ -49,6 +49,8 @@ class Extension:
     note = ""
     #: False where a run cannot go on from ``best_model.pt`` alone (the extension's state lives only in last.pt)
     resumes_from_best = True
+    #: True where the extension's schedule does not depend on ``epochs``, so a run may resume with another
+    epochs_free = False
 
     def setup(self, trainer: "Trainer") -> None:
         """Called once the model (on its device) and the optimiser exist, before the schedule is made."""
@@ -196,7 +198,7 @@ class Trainer:
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
                              "resume with the same options, or use another output folder")
-        if theirs.get("epochs") != mine["epochs"] and not mine["swa"]:  # (--swa: constant lr, any --epochs)
+        if theirs.get("epochs") != mine["epochs"] and not any(ext.epochs_free for ext in self.extensions):
             raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
                              "schedule depends on it, so resume with the same --epochs")
         self.model.load_state_dict(ck["state_dict"])

@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from emo.data import Splits
-from emo.metrics import accuracy_and_nll, labels_in_model_order, split_accuracies
-from emo.model import MiniXception, atomic_save, model_from_checkpoint, prepare_faces, read_checkpoint, require_network
+from emo.metrics import accuracy_and_nll, labels_in_model_order, read_network, store_scores
+from emo.model import MiniXception, prepare_faces
 from emo.trainer import Extension, Trainer
 
 #: Test-time centre crops tried on validation (fractions of the face's side; 1 = the whole face).
@@ -99,19 +99,14 @@ def tune_and_score(path: str | Path, splits: Splits, device: str | torch.device 
 
     Only the validation split chooses; the test split is scored once, with the chosen settings.
     """
-    ck = read_checkpoint(path)
-    require_network(ck, path, "tuning the inference settings")
-    model = model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval()
+    ck, model = read_network(path, "tuning the inference settings", device)
     val_labels = labels_in_model_order(splits.val, splits.classes, model)
     model, search = tune_inference(model, splits.val.images, val_labels, clean_bn_faces(splits, bn_faces, seed),
                                    progress=progress)
     chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
-    ck.update(crop=model.crop, bn=chosen["bn"], inference_search=search, metrics=split_accuracies(model, splits),
-              state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
-    if history is not None:
-        ck["history"] = history
-    atomic_save(ck, out or path)
-    return ck
+    return store_scores(ck, model, splits, out or path, history, crop=model.crop, bn=chosen["bn"],
+                        inference_search=search,
+                        state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
 
 
 class Tune(Extension):
