@@ -559,8 +559,9 @@ def what_will_not_work(ds: FaceDataset) -> list[str]:
         notes.append("no test faces (test/<label>/): evaluation has nothing to score, and the standard protocol "
                      "has no validation split; import the whole archive")
     elif not ((ds.usage == PUBLIC_TEST).any() and (ds.usage == PRIVATE_TEST).any()):
-        notes.append("the test faces are not named PublicTest_*/PrivateTest_*: the standard protocol cannot split "
-                     "them; use --protocol reference")
+        notes.append(f"the test faces are not split into PublicTest_* ({int((ds.usage == PUBLIC_TEST).sum()):,}) and "
+                     f"PrivateTest_* ({int((ds.usage == PRIVATE_TEST).sum()):,}), which the standard protocol needs: "
+                     "train with `python -m emo.train --protocol reference`")
     if not (ds.usage == TRAINING).any():
         notes.append("no training faces (train/<label>/): nothing to train on; import the whole archive")
     missing = [c for k, c in enumerate(ds.classes) if not ((ds.labels == k) & (ds.usage == TRAINING)).any()]
