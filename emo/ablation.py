@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from emo.bench import flops_per_face
-from emo.cli import HelpFormatter, command_line, run_command
+from emo.cli import HelpFormatter, add_runtime_options, command_line, run_command
 from emo.data import PROJECT_ROOT, SOURCES, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
 from emo.recipe import TrainConfig
@@ -116,8 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=5000, help="training faces per run (a seeded random subset)")
     p.add_argument("--seed", type=int, default=0, help="seeds the subset and the training")
     p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    add_runtime_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier ablation there")
     a = p.parse_args(argv)

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emo.cli import HelpFormatter, run_command
+from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command
 from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
 from emo.model import DEFAULT_MODEL, Model, load_model
 
@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=HelpFormatter)
     p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (default: results/best_model.pt)")
     p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    add_runtime_options(p)
     a = p.parse_args(argv)
-    return run_command(lambda: run_app(load_model(a.model_path, a.device), a.source, a.device, a.smoothing, a.frames),
+    device = pick_device(a.device)
+    return run_command(lambda: run_app(load_model(a.model_path, device), a.source, device, a.smoothing, a.frames),
                        a.threads)
 
 

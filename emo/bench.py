@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter
+from emo.cli import HelpFormatter, add_runtime_options
 from emo.data import FER2013_CLASSES, PROJECT_ROOT, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.model import DEFAULT_MODEL, Model, ModelConfig, build_model, count_parameters, load_model, predict_proba
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL),
                    help="the model to measure (default: results/best_model.pt)")
     p.add_argument("--quick", action="store_true", help="a tiny setting, for tests")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    add_runtime_options(p, device=False)
     p.add_argument("--explore", action="store_true", help="also time channels_last / bf16 / threads / torch.compile")
     p.add_argument("--out", default=None, help="write the table here (default results/benchmarks.md, not with --quick)")
     a = p.parse_args(argv)

@@ -43,7 +43,7 @@ def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out
     p.add_argument("--out", default=str(default_out),
                    help=f"where the result goes (default {default_out.relative_to(project_root).as_posix()})")
     p.add_argument("--source", choices=sources, default="auto")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: PyTorch's choice)")
+    add_runtime_options(p, device=False)
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
     return p
 
@@ -52,6 +52,21 @@ def refuse_to_replace(out: Path, overwrite: bool) -> None:
     """One-line refusal to write a checkpoint over one this command did not write, unless ``overwrite``."""
     if Path(out).exists() and not overwrite:
         raise FileExistsError(f"{out} exists already: pass another --out, or --overwrite to replace it")
+
+
+def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_size: bool = False) -> None:
+    """The options every command that runs a model shares, defined once: ``--device``, ``--threads`` and
+    (for commands that classify many faces) ``--batch-size``."""
+    if device:
+        p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    if batch_size:
+        p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
+
+
+def pick_device(device: str | None) -> str:
+    """``device`` as given, or CUDA where it is available, else the CPU."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def run_command(action: Callable[[], object], threads: int = 0) -> int:

@@ -1,6 +1,6 @@
 """Ensemble trained networks: greedy forward selection on validation (Caruana et al., 2004).
 
-    python -m emo.ensemble results/stage3/best_model.pt runs/other/best_model.pt ... --out runs/ensemble/best_model.pt
+    python -m emo.ensemble runs/a/best_model.pt runs/b/best_model.pt ... --out runs/ensemble/best_model.pt
 
 A weight average (``python -m emo.soup``) costs nothing at inference but helps only where the runs share
 one basin of the loss; an ensemble averages the runs' predicted probabilities instead, which helps

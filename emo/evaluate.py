@@ -22,7 +22,7 @@ import torch
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, run_command
+from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command
 from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
 from emo.metrics import full_history, labels_in_model_order
 from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
@@ -99,7 +99,7 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str = "auto",
         figures: bool = True, batch_size: int | None = None, default_out: bool = False,
-        tune: bool = False) -> dict[str, Any]:
+        tune: bool = False, device: str | None = None) -> dict[str, Any]:
     """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
 
     Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
@@ -110,7 +110,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     ``<name>.tuned.pt``, which is then evaluated (the original is never rewritten); refused on data the model
     was not trained on, or where that file exists already.
     """
-    model = load_model(model_path)
+    device = pick_device(device)
+    model = load_model(model_path, device)
     meta = model.meta
     protocol = meta.get("protocol", "standard")
     ds = load_dataset(source)
@@ -123,12 +124,12 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         tuned = Path(model_path).with_suffix(".tuned.pt")
         if tuned.exists():
             raise FileExistsError(f"--tune: {tuned} exists already: evaluate it directly, or move it away to tune again")
-        ck = tune_and_score(model_path, make_splits(ds, protocol), out=tuned, progress=True)
+        ck = tune_and_score(model_path, make_splits(ds, protocol), device, out=tuned, progress=True)
         model_path = tuned
         print(f"wrote {tuned}: inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
               + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:13s} BN: validation {r['val_acc']:.2%}"
                           for r in ck["inference_search"]))
-        model = load_model(model_path)  # with the settings just chosen
+        model = load_model(model_path, device)  # with the settings just chosen
         meta = model.meta
     if default_out:
         out_dir = PROJECT_ROOT / "runs" / "evaluate" if mismatch else Path(model_path).parent
@@ -148,7 +149,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     members = f" ({len(model.members)} networks)" if hasattr(model, "members") else ""
     print(f"evaluating {shown}{members} on {ds.name} ({protocol} protocol): "
           + ", ".join(f"{name} {len(split):,}" for name, split, _, tta in passes if not tta)
-          + f" faces, with and without flip TTA; {torch.get_num_threads()} CPU threads"
+          + f" faces, with and without flip TTA; on {device}, {torch.get_num_threads()} CPU threads"
           + (f"; writing to {out_dir}" if out_dir is not None else ""), flush=True)
     evals = {}
     for name, split, classes, tta in tqdm(passes, desc="evaluating", unit="pass"):
@@ -199,14 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                    "when the data is not what the model was trained on)")
     p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
     p.add_argument("--no-figures", action="store_true", help="metrics and report only")
-    p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    add_runtime_options(p, batch_size=True)
     p.add_argument("--tune", action="store_true",
                    help="first choose the centre crop and BN statistics on validation, write them to "
                         "MODEL.tuned.pt and evaluate that (training does this at its end)")
     a = p.parse_args(argv)
     return run_command(lambda: report(run(a.model_path, a.out, a.source, not a.no_figures, a.batch_size,
-                                          default_out=a.out is None, tune=a.tune)), a.threads)
+                                          default_out=a.out is None, tune=a.tune, device=a.device)), a.threads)
 
 
 def report(r: dict[str, Any]) -> None:

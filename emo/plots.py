@@ -53,7 +53,7 @@ def plot_history(history: Sequence[dict[str, float]], title: str = "Learning cur
 
 def plot_inference_search(rows: Sequence[dict[str, Any]], ax: Any = None,
                           title: str = "Inference settings on validation") -> Figure:
-    """Validation accuracy per setting tried by ``emo.train.tune_inference``: crops along x, a bar per BN source."""
+    """Validation accuracy per setting tried by ``emo.tune.tune_inference``: crops along x, a bar per BN source."""
     crops = sorted({r["crop"] for r in rows}, reverse=True)
     sources = list(dict.fromkeys(r["bn"] for r in rows))
     fig, ax = _axes(ax, (6, 3.5))

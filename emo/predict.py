@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, run_command
+from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command
 from emo.data import IMAGE_SUFFIXES, PROJECT_ROOT
 from emo.faces import EmotionPipeline, Face, FrameSource, SourceError, sample_photo
 from emo.model import DEFAULT_MODEL, Model, load_model
@@ -99,10 +99,10 @@ def plot_emotions_over_time(rows: list[dict[str, object]], classes: tuple[str, .
 
 
 def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model | str | Path = DEFAULT_MODEL,
-                  tta: bool = False) -> dict[str, object]:
+                  tta: bool = False, shown: str | None = None) -> dict[str, object]:
     """Analyse ``paths`` (no paths: the bundled astronaut photo) into ``out``; returns the rows and the failures."""
     out = Path(out)
-    shown = str(model) if isinstance(model, (str, Path)) else "the given model"
+    shown = shown or (str(model) if isinstance(model, (str, Path)) else "the given model")
     model = load_model(model) if isinstance(model, (str, Path)) else model
     files = list(media_files(paths)) if paths else []
     what = f"{len(files)} file(s)" if paths else "the bundled astronaut photo"
@@ -149,11 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="where the results go (default: runs/predict/)")
     p.add_argument("--model", default=None, help="a best_model.pt (default: results/best_model.pt)")
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    add_runtime_options(p)
     a = p.parse_args(argv)
 
     def run() -> int:
-        result = predict_files(a.paths, a.out or DEFAULT_OUT, a.model or DEFAULT_MODEL, a.tta)
+        model = load_model(a.model or DEFAULT_MODEL, pick_device(a.device))
+        result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=str(a.model or DEFAULT_MODEL))
         if not result["done"]:
             raise FileNotFoundError(f"nothing could be analysed ({'; '.join(result['failed'])}): "  # type: ignore[arg-type]
                                     "pass photos, videos or folders that hold them")

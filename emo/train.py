@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from emo.cli import command_line, run_command
+from emo.cli import add_runtime_options, command_line, run_command
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits
 from emo.model import ModelConfig
 from emo.recipe import AMP_MODES, TrainConfig
@@ -87,8 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--downsample", choices=("pool", "stride"), default=m.downsample,
                    help="stride: stride-2 depthwise convs (the seed's design); pool: Arriaga-style max-pool")
     p.add_argument("--reference", action="store_true", help="the seed's configuration: 128x128 input, stride-2 downsampling")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    add_runtime_options(p)
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT_DIR/last.pt (same options)")
     p.add_argument("--overwrite", action="store_true", help="train into a folder that holds another run's checkpoint")
     tune = p.add_mutually_exclusive_group()

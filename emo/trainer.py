@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from emo.cli import pick_device
 from emo.data import Splits, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.metrics import accuracy_and_nll, score_checkpoint
@@ -99,7 +100,7 @@ class Trainer:
                  on_epoch: Callable[[dict[str, float]], None] | None = None,
                  extensions: Sequence[Extension] = ()) -> None:
         self.cfg, self.out = cfg, Path(out_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(pick_device(device))
         self.amp_dtype = autocast_dtype(cfg.amp, self.device)
         self.progress, self.on_epoch, self.extensions = progress, on_epoch, list(extensions)
         self.splits = splits or load_splits(cfg.protocol, cfg.source, cfg.seed)
