@@ -77,3 +77,18 @@ def test_cli_exits_non_zero_when_its_source_cannot_be_opened(tiny_model_path, tm
                         "--frames", "5"], capture_output=True, text=True, cwd=ROOT, timeout=120,
                        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert r.returncode == 1 and "error: " in r.stderr and "gone.mp4" in r.stderr
+
+
+def test_missing_window_libraries_are_named_with_their_fix(monkeypatch, capsys):
+    import ctypes.util
+
+    from emo import app
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    found = {"xcb-keysyms": None, "xcb-xinerama": None}
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: found.get(name, f"lib{name}.so"))
+    assert app.missing_window_libraries() == ["libxcb-keysyms1", "libxcb-xinerama0"]
+    assert app.main(["--source", "9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "sudo apt-get install libxcb-keysyms1 libxcb-xinerama0" in err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert app.missing_window_libraries() == []
