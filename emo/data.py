@@ -540,8 +540,14 @@ def main(argv: list[str] | None = None) -> int:
     ps = sub.add_parser("info", help="describe the imported copy")
     ps.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
-    return run_command(lambda: import_and_describe(a.data_dir, a.path if a.cmd == "import" else None,
-                                                   getattr(a, "numeric_labels", False)))
+    try:
+        return run_command(lambda: import_and_describe(a.data_dir, a.path if a.cmd == "import" else None,
+                                                       getattr(a, "numeric_labels", False)))
+    except KeyboardInterrupt:
+        out = Path(a.data_dir or DATA_DIR) / DATASET_FILE
+        kept = f"{out} is as it was before" if out.exists() else f"nothing was written to {out}"
+        print(f"\ninterrupted: {kept}; run the same command again to import", file=sys.stderr)
+        return 130
 
 
 def split_counts(ds: FaceDataset) -> str:

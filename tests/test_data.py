@@ -237,3 +237,17 @@ def test_center_crop_keeps_the_middle_of_the_face():
     for bad in (0.0, 0.3, 1.2):
         with pytest.raises(ValueError, match=f"crop fraction {bad}"):
             center_crop(x, bad)
+
+
+def test_an_interrupted_import_leaves_the_earlier_copy_and_says_so(kaggle_zip, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "data"
+    assert data.main(["import", str(kaggle_zip), "--data-dir", str(out)]) == 0
+    before = (out / "fer2013.npz").read_bytes()
+
+    def ctrl_c(buf):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(data, "_decode", ctrl_c)
+    capsys.readouterr()
+    assert data.main(["import", str(kaggle_zip), "--data-dir", str(out)]) == 130
+    assert "is as it was before; run the same command again" in capsys.readouterr().err
+    assert (out / "fer2013.npz").read_bytes() == before and not list(out.glob("*.tmp*"))
