@@ -225,6 +225,8 @@ def _import_folders(path: Path, members: list[str], numeric_labels: bool = False
             out_lab.append(FER2013_CLASSES.index(_label(mt.group(2), numeric_labels)))
             out_use.append(_usage_from_name(mt.group(1).lower(), mt.group(3)))
     except _DAMAGED:
+        if path.is_dir():  # an unpacked folder is not a damaged archive: its own error says what failed
+            raise
         raise _damaged(path, "zip" if opener else "tar") from None
     finally:
         if opener:

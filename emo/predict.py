@@ -54,8 +54,8 @@ def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, name: str, out: 
     return face_rows(name, 0, 0.0, faces)
 
 
-def analyse_video(pipeline: EmotionPipeline, path: Path, out: Path) -> list[dict[str, object]]:
-    source = FrameSource(path, size=None)
+def analyse_video(pipeline: EmotionPipeline, source: FrameSource, out: Path) -> list[dict[str, object]]:
+    path = Path(source.source)
     fps = source.fps or 25.0
     total = int(source.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if source.cap is not None else 0
     pipeline.reset()
@@ -117,15 +117,11 @@ def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model 
         done = 1
     for f in files:
         try:
-            if not f.exists():
-                raise SourceError(f"{f} does not exist")
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                image = cv2.imread(str(f), cv2.IMREAD_COLOR)
-                if image is None:
-                    raise SourceError(f"{f} is not a readable image")
-                found = analyse_photo(pipeline, image, f.name, out)
+            source = FrameSource(f, size=None)  # (its own one-line errors: missing, unreadable)
+            if source.kind == "image":
+                found = analyse_photo(pipeline, source.read(), f.name, out)  # type: ignore[arg-type]
             else:
-                found = analyse_video(pipeline, f, out)
+                found = analyse_video(pipeline, source, out)
         except SourceError as e:
             failed.append(str(e))
             print(f"skipped: {e}", file=sys.stderr)

@@ -27,7 +27,7 @@ from typing import Sequence
 
 import torch
 
-from emo.cli import add_runtime_options, command_line, run_command
+from emo.cli import HelpFormatter, add_runtime_options, command_line, run_command
 from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits
 from emo.model import ModelConfig
 from emo.recipe import AMP_MODES, TrainConfig
@@ -63,7 +63,6 @@ def make_trainer(cfg: TrainConfig, out_dir: str | Path, device: str | None = Non
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from emo.cli import HelpFormatter
     d, m = TrainConfig(), ModelConfig(input_size=48, downsample="stride")
     p = argparse.ArgumentParser(prog="python -m emo.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
