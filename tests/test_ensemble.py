@@ -1,6 +1,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,10 +169,15 @@ SHIPPED_ENSEMBLE = ROOT / "results" / "ensemble" / "best_model.pt"
 
 
 @pytest.mark.skipif(not SHIPPED_ENSEMBLE.exists(), reason="no ensemble in results/ensemble/")
-def test_the_committed_ensemble_loads_from_its_committed_members():
+def test_the_committed_ensemble_loads_from_its_committed_members(tmp_path):
     ens = load_model(SHIPPED_ENSEMBLE)  # checks each member file's SHA-256
     kept = [r for r in ens.meta["ensemble"]["rounds"] if r["kept"]]
     assert isinstance(ens, Ensemble) and len(ens.members) == len(kept) == len(ens.meta["members"]) >= 2
     assert [m.crop for m in ens.members] == [r["crop"] for r in kept]
-    assert [(SHIPPED_ENSEMBLE.parent / m["path"]).resolve() for m in ens.meta["members"]] == \
-        [(ROOT / r["path"]).resolve() for r in kept]
+    # each member lives in the ensemble's own folder, named after the round that kept it
+    assert [m["path"] for m in ens.meta["members"]] == \
+        [f"members/{k}-{Path(r['path']).parent.name}.pt" for k, r in enumerate(kept, 1)]
+    copy = shutil.copytree(SHIPPED_ENSEMBLE.parent, tmp_path / "elsewhere")  # the folder stands alone
+    moved = load_model(copy / SHIPPED_ENSEMBLE.name)
+    faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48), dtype=np.uint8)
+    np.testing.assert_allclose(predict_proba(moved, faces), predict_proba(ens, faces), atol=1e-6)
