@@ -3,6 +3,7 @@
     python -m emo.app                                  # results/best_model.pt, camera 0
     python -m emo.app path/to/best_model.pt --source clip.mp4
     python -m emo.app --source photo.jpg --device cuda
+    python -m emo.app --model small --runtime onnx --source clip.mp4   # the small model on ONNX Runtime
 
 Frames are pulled by a QTimer on the GUI thread: capture, detection and classification of one 640x480
 frame with one face take about 28 ms on our 2 CPU cores (the demo row of results/benchmarks.md). Closing
@@ -19,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command
+from emo.cli import HelpFormatter, add_runtime_options, open_model, run_command
 from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
-from emo.model import DEFAULT_MODEL, Model, load_model
+from emo.model import DEFAULT_MODEL, Model, load_model, model_device
 
 try:
     from PyQt5.QtCore import Qt, QTimer
@@ -133,17 +134,19 @@ def check_window_libraries() -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.app", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
-    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (default: results/best_model.pt)")
+    p.add_argument("model_path", nargs="?", default=None,
+                   help="a best_model.pt or .onnx file, or a shipped model: default, ensemble, small (default: default)")
+    p.add_argument("--model", default=None, help="the same as MODEL_PATH")
     p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
-    add_runtime_options(p)
+    add_runtime_options(p, runtime=True)
     a = p.parse_args(argv)
-    device = pick_device(a.device)
 
     def run() -> int:
         check_window_libraries()
-        return run_app(load_model(a.model_path, device), a.source, device, a.smoothing, a.frames)
+        model = open_model(a.model or a.model_path or "default", a)
+        return run_app(model, a.source, str(model_device(model)), a.smoothing, a.frames)
     return run_command(run, a.threads)
 
 

@@ -10,9 +10,12 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from emo.model import Model
 
 BAD_INPUT = (FileNotFoundError, FileExistsError, ValueError)
 
@@ -54,11 +57,16 @@ def refuse_to_replace(out: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out} exists already: pass another --out, or --overwrite to replace it")
 
 
-def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_size: bool = False) -> None:
-    """The options every command that runs a model shares, defined once: ``--device``, ``--threads`` and
-    (for commands that classify many faces) ``--batch-size``."""
+def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_size: bool = False,
+                        runtime: bool = False) -> None:
+    """The options every command that runs a model shares, defined once: ``--device``, ``--threads``,
+    (for commands that classify many faces) ``--batch-size`` and (for those that only predict) ``--runtime``."""
     if device:
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    if runtime:
+        p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                       help="PyTorch, or ONNX Runtime on the CPU (pip install onnxruntime onnx onnxscript; "
+                            "the checkpoint is exported at start, or pass an .onnx file from `python -m emo.export`)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
     if batch_size:
         p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
@@ -67,6 +75,16 @@ def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_s
 def pick_device(device: str | None) -> str:
     """``device`` as given, or CUDA where it is available, else the CPU."""
     return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def open_model(path: str, a: argparse.Namespace) -> "Model":
+    """The model at ``path`` (a checkpoint, an ``.onnx`` file or a shipped model's name) on the device and
+    runtime that the command line ``a`` asks for (``--device``, ``--runtime``)."""
+    from emo.model import load_model
+    runtime = getattr(a, "runtime", "torch")
+    onnx = runtime == "onnx" or str(path).endswith(".onnx")
+    return load_model(path, "cpu" if onnx and not getattr(a, "device", None) else pick_device(getattr(a, "device", None)),
+                      runtime)
 
 
 def run_command(action: Callable[[], object], threads: int = 0) -> int:

@@ -22,6 +22,11 @@ import torch.nn as nn
 CHECKPOINT_FORMAT = "emo-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: a checkpoint may name an ensemble's members (``members``); version 1 files load as before
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "results" / "best_model.pt"
+#: The models that ship in ``results/``, by the names that ``--model`` and :func:`load_model` take.
+SHIPPED_MODELS = {"default": DEFAULT_MODEL, "ensemble": DEFAULT_MODEL.parent / "ensemble" / "best_model.pt",
+                  "small": DEFAULT_MODEL.parent / "small" / "best_model.pt"}
+#: How a model can run: PyTorch, or ONNX Runtime (an optional dependency, :mod:`emo.export`).
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -310,14 +315,40 @@ def read_members(ckpt: dict[str, Any], path: str | os.PathLike) -> list[dict[str
     return cks
 
 
-def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu") -> Model:
+def shipped_model(name: str | os.PathLike) -> Path:
+    """The path that a model name means: one of :data:`SHIPPED_MODELS` (``default``, ``ensemble``, ``small``), or
+    ``name`` itself as a path."""
+    return SHIPPED_MODELS.get(str(name), Path(name))
+
+
+def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu",
+               runtime: str = "torch") -> Model:
     """A ready-to-use model (a :class:`MiniXception` or an :class:`Ensemble`) in eval mode, with ``.classes``,
-    ``.input_size`` and ``.meta``."""
+    ``.input_size`` and ``.meta``.
+
+    ``path`` is a checkpoint, an ``.onnx`` file (:mod:`emo.export`) or a name in :data:`SHIPPED_MODELS`.
+    ``runtime="onnx"`` (or an ``.onnx`` file) gives an :class:`emo.export.OnnxModel` on the CPU, which
+    predicts like the network it was exported from; a checkpoint is exported in memory for it.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: use one of {RUNTIMES}")
+    path = shipped_model(path)
+    if runtime == "onnx" or path.suffix == ".onnx":
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"the ONNX Runtime path runs on the CPU, not {device}: drop --device or use --runtime torch")
+        from emo.export import onnx_model
+        return onnx_model(path)  # type: ignore[return-value]
     ckpt = read_checkpoint(path)
     model: Model = (Ensemble([model_from_checkpoint(m) for m in read_members(ckpt, path)]) if "members" in ckpt
                     else model_from_checkpoint(ckpt))
     model.meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model.to(device).to(memory_format=torch.channels_last).eval()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights are (the CPU for a model without PyTorch weights, such as an ONNX Runtime one)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 def prepare_faces(model: Model, faces: np.ndarray | torch.Tensor, device: str | torch.device | None = None) -> torch.Tensor:
@@ -328,7 +359,7 @@ def prepare_faces(model: Model, faces: np.ndarray | torch.Tensor, device: str | 
     """
     from emo.data import to_tensor
     mean, std = model.normalize
-    device = device or next(model.parameters()).device
+    device = device or model_device(model)
     return to_tensor(faces, model.input_size, mean, std, device, model.crop).contiguous(memory_format=torch.channels_last)
 
 
@@ -398,7 +429,7 @@ def predict_proba(model: Model, faces: Any, tta: bool = False, batch_size: int |
                           for f in faces])
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     batch_size = batch_size or (512 if device.type == "cuda" else 32)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")

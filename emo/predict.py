@@ -2,7 +2,8 @@
 
     python -m emo.predict                                 # the bundled astronaut photo -> runs/predict/
     python -m emo.predict photo.jpg album/ interview.mp4 --out runs/mine
-    python -m emo.predict interview.mp4 --model results/ensemble/best_model.pt
+    python -m emo.predict interview.mp4 --model ensemble             # or small, or a path to a .pt / .onnx
+    python -m emo.predict interview.mp4 --runtime onnx               # on ONNX Runtime (exported at start)
 
 For each photo it writes the annotated photo; for each video the annotated video and
 ``<name>_emotions.png``, each emotion's probability over time (the mean over the frame's faces, smoothed
@@ -23,10 +24,10 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command
+from emo.cli import HelpFormatter, add_runtime_options, open_model, run_command
 from emo.data import IMAGE_SUFFIXES, PROJECT_ROOT
 from emo.faces import EmotionPipeline, Face, FrameSource, SourceError, sample_photo
-from emo.model import DEFAULT_MODEL, Model, load_model
+from emo.model import DEFAULT_MODEL, Model, load_model, shipped_model
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 DEFAULT_OUT = PROJECT_ROOT / "runs" / "predict"
@@ -143,14 +144,18 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=HelpFormatter)
     p.add_argument("paths", nargs="*", help="photos, videos or folders (none: the bundled astronaut photo)")
     p.add_argument("--out", default=None, help="where the results go (default: runs/predict/)")
-    p.add_argument("--model", default=None, help="a best_model.pt (default: results/best_model.pt)")
+    p.add_argument("--model", default="default",
+                   help="a best_model.pt or .onnx file, or a shipped model: default, ensemble, small")
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
-    add_runtime_options(p)
+    add_runtime_options(p, runtime=True)
     a = p.parse_args(argv)
 
     def run() -> int:
-        model = load_model(a.model or DEFAULT_MODEL, pick_device(a.device))
-        result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=str(a.model or DEFAULT_MODEL))
+        model = open_model(a.model, a)
+        path = shipped_model(a.model).resolve()
+        shown = str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+        shown += " on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else ""
+        result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown)
         if not result["done"]:
             raise FileNotFoundError(f"nothing could be analysed ({'; '.join(result['failed'])}): "  # type: ignore[arg-type]
                                     "pass photos, videos or folders that hold them")
