@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emo.cli import HelpFormatter, add_runtime_options, open_model, run_command
+from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command
 from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
 from emo.model import DEFAULT_MODEL, Model, load_model, model_device
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
-    add_runtime_options(p, runtime=True)
+    add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
     a = p.parse_args(argv)
 
     def run() -> int:

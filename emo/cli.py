@@ -57,8 +57,13 @@ def refuse_to_replace(out: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{out} exists already: pass another --out, or --overwrite to replace it")
 
 
+#: Threads for one face at a time (the demos, emo.predict): results/benchmarks.md's threads table measured 1 thread
+#: about as fast as 2 on an idle 2-core CPU and 2-3x faster beside another busy program.
+FEW_FACES_THREADS = 1
+
+
 def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_size: bool = False,
-                        runtime: bool = False) -> None:
+                        runtime: bool = False, threads: int = 0) -> None:
     """The options every command that runs a model shares, defined once: ``--device``, ``--threads``,
     (for commands that classify many faces) ``--batch-size`` and (for those that only predict) ``--runtime``."""
     if device:
@@ -67,7 +72,10 @@ def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_s
         p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                        help="PyTorch, or ONNX Runtime on the CPU (pip install onnxruntime onnx onnxscript; "
                             "the checkpoint is exported at start, or pass an .onnx file from `python -m emo.export`)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    p.add_argument("--threads", type=int, default=threads,
+                   help="CPU threads (0: PyTorch's choice, one per core)" + (
+                       "; 1 is fastest for a face at a time when other programs share the CPU "
+                       "(results/benchmarks.md)" if threads == FEW_FACES_THREADS else ""))
     if batch_size:
         p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
 

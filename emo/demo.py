@@ -17,7 +17,9 @@ from pathlib import Path
 import cv2
 import ipywidgets as W
 import numpy as np
+import torch
 
+from emo.cli import FEW_FACES_THREADS
 from emo.faces import EmotionPipeline, Face, FpsMeter, FrameSource, SourceError
 from emo.model import Model
 
@@ -42,12 +44,16 @@ def probabilities_html(faces: list[Face]) -> str:
 
 
 class WidgetDemo:
-    """The notebook demo. ``start()`` / ``stop()`` also work from code (that is how the tests drive it)."""
+    """The notebook demo. ``start()`` / ``stop()`` also work from code (that is how the tests drive it).
+
+    While a video runs, PyTorch uses ``threads`` CPU threads (default 1, as the app: the fastest for one frame
+    at a time when other programs share the CPU; the threads table of ``results/benchmarks.md``)."""
 
     def __init__(self, model: Model, source: int | str = 0, smoothing: float = 0.5,
-                 max_fps: float = 30.0) -> None:
+                 max_fps: float = 30.0, threads: int = FEW_FACES_THREADS) -> None:
         self.pipeline = EmotionPipeline(model, smoothing=smoothing)
         self.max_fps = max_fps
+        self.threads = threads  # PyTorch's, while the video runs (0: leave them as they are)
         self.frames = 0
         self.faces: list[Face] = []
         self._thread: threading.Thread | None = None
@@ -109,6 +115,7 @@ class WidgetDemo:
             self.status.value = str(e)
             return False
         self.pipeline.reset()
+        self.frames = 0
         self._stop.clear()
         self.start_button.disabled, self.stop_button.disabled = True, False
         self._thread = threading.Thread(target=self._run, args=(frames,), daemon=True)
@@ -117,6 +124,9 @@ class WidgetDemo:
 
     def _run(self, frames: FrameSource) -> None:
         period = 1.0 / self.max_fps if self.max_fps else 0.0
+        threads = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
         try:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
@@ -132,6 +142,7 @@ class WidgetDemo:
                     break
                 time.sleep(max(0.0, period - (time.perf_counter() - t0)))
         finally:
+            torch.set_num_threads(threads)
             frames.release()
             self.start_button.disabled, self.stop_button.disabled = False, True
 

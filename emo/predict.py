@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, add_runtime_options, open_model, run_command
+from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command
 from emo.data import IMAGE_SUFFIXES, PROJECT_ROOT
 from emo.faces import EmotionPipeline, Face, FrameSource, SourceError, sample_photo
 from emo.model import DEFAULT_MODEL, Model, load_model, shipped_model
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default",
                    help="a best_model.pt or .onnx file, or a shipped model: default, ensemble, small")
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
-    add_runtime_options(p, runtime=True)
+    add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
     a = p.parse_args(argv)
 
     def run() -> int:

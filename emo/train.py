@@ -82,7 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="mixed precision (auto: fp16 on CUDA, off on CPU)")
     p.add_argument("--limit", type=int, default=0, help="train on a seeded random subset of N faces (0: all; quick runs)")
     p.add_argument("--input-size", type=int, default=m.input_size, help="48 (native, ours) or 128 (the seed's)")
-    p.add_argument("--widths", type=int, nargs="+", default=list(m.widths), help="channels of each residual block (the stem has 64)")
+    p.add_argument("--stem", type=int, default=m.stem_channels, help="channels of the stem conv")
+    p.add_argument("--widths", type=int, nargs="+", default=list(m.widths), help="channels of each residual block")
     p.add_argument("--downsample", choices=("pool", "stride"), default=m.downsample,
                    help="stride: stride-2 depthwise convs (the seed's design); pool: Arriaga-style max-pool")
     p.add_argument("--reference", action="store_true", help="the seed's configuration: 128x128 input, stride-2 downsampling")
@@ -114,7 +115,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
     model = ModelConfig() if a.reference else ModelConfig(
-        input_size=a.input_size, widths=tuple(a.widths), strides=(2,) * (len(a.widths) - 1) + (1,),
+        input_size=a.input_size, stem_channels=a.stem, widths=tuple(a.widths), strides=(2,) * (len(a.widths) - 1) + (1,),
         downsample=a.downsample)
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,

@@ -24,3 +24,32 @@ def test_the_peer_is_measured_in_the_same_run_when_installed(tiny_model_path):
     names = [r.name for r in info["peer"]]
     assert names[0].startswith("accuracy on 64 test faces") and names[1].startswith("latency") and "batch 16" in names[2]
     assert all(r.reference > 0 and r.ours > 0 for r in info["peer"]) and "| fer | ours |" in md
+
+
+def test_each_model_is_measured_in_each_runtime_in_one_run(tiny_model_path, synthetic_splits):
+    import importlib.util
+
+    from emo.bench import deployments, format_deployments
+    from emo.model import load_model
+    rows, diffs = deployments({"tiny": load_model(tiny_model_path)}, synthetic_splits, quick=True, compile=False)
+    ours = [r for r in rows if r.model == "tiny"]
+    onnx = importlib.util.find_spec("onnxruntime") is not None
+    assert [r.runtime for r in ours] == ["PyTorch eager"] + (["ONNX Runtime", "ONNX Runtime, int8"] if onnx else [])
+    assert all(r.ms > 0 and r.rate > 0 and r.mflop and r.mflop > 0 for r in ours)
+    assert ours[0].val is not None and 0 <= ours[0].test <= 100
+    if onnx:
+        assert diffs["tiny"] < 1e-4 and ours[1].test == ours[0].test  # the same classes on the same faces
+    md = format_deployments(rows, diffs, 100.0, "synthetic", 64)
+    assert "| tiny | PyTorch eager |" in md and f"| {ours[0].mflop:.1f} |" in md
+
+
+def test_threads_are_measured_idle_and_beside_a_busy_process(tiny_model_path):
+    import os
+
+    from emo.bench import format_threads, threads_under_load
+    from emo.model import load_model
+    rows = threads_under_load(load_model(tiny_model_path), quick=True)
+    counts = sorted({1, os.cpu_count() or 1})
+    assert [(cpu, n) for cpu, n, _, _ in rows] == [("idle", n) for n in counts] + [("one core busy", n) for n in counts]
+    assert all(ms > 0 and fps > 0 for _, _, ms, fps in rows)
+    assert "| one core busy | 1 |" in format_threads(rows)

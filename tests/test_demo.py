@@ -1,4 +1,5 @@
 import cv2
+import torch
 
 from emo.demo import WidgetDemo, probabilities_html
 from emo.faces import sample_photo
@@ -13,6 +14,10 @@ def test_widget_demo_plays_a_video_to_the_end(tiny_model_path, face_video):
     assert demo.image.value[:2] == b"\xff\xd8"  # a JPEG frame was pushed to the widget
     assert demo.status.value == "end of video after 12 frames"
     assert "face 1:" in demo.probs.value and not demo.start_button.disabled
+    threads = torch.get_num_threads()
+    assert demo.start()  # played again: counted from the start, PyTorch's threads as they were
+    demo.wait(60)
+    assert demo.status.value == "end of video after 12 frames" and torch.get_num_threads() == threads
 
 
 def test_stop_button_stops_the_thread(tiny_model_path, tmp_path):

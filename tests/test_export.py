@@ -79,7 +79,7 @@ def test_int8_is_written_beside_the_float_file_and_classifies_like_it(tiny_model
     faces = synthetic_splits.test.images
     p, ref = predict_proba(q, faces), predict_proba(load_model(out), faces)
     assert p.shape == ref.shape and np.allclose(p.sum(1), 1, atol=1e-4)
-    assert (p.argmax(1) == ref.argmax(1)).mean() > 0.9
+    assert np.abs(p - ref).max() < 0.05  # (the tiny model's classes are close: compare probabilities, not argmax)
     assert (tmp_path / "m-int8.onnx").stat().st_size < out.stat().st_size / 2
 
 
