@@ -5,9 +5,10 @@
     python -m emo.app --source photo.jpg --device cuda
     python -m emo.app --model small --runtime onnx --source clip.mp4   # the small model on ONNX Runtime
 
-Frames are pulled by a QTimer on the GUI thread: capture, detection and classification of one 640x480
-frame with one face take about 28 ms on our 2 CPU cores (the demo row of results/benchmarks.md). Closing
-the window releases the camera; a video that ends stops the timer and says so in the status bar. On Linux
+A worker thread captures, detects and classifies (one 640x480 frame with one face: the demo rows of
+results/benchmarks.md); the window shows each frame whole, letterboxed, with a side panel of each face's
+probabilities. A video plays at its own frame rate, dropping frames when the CPU falls behind; an image is
+analysed once. Closing the window stops the worker and releases the camera. On Linux
 a missing system library of Qt's window plugin is named with its Debian package (exit 2).
 """
 
@@ -15,19 +16,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command
-from emo.faces import EmotionPipeline, FpsMeter, FrameSource, SourceError
+from emo.faces import EmotionPipeline, FpsMeter, FrameSource, Pacer, SourceError, faces_html
 from emo.model import DEFAULT_MODEL, Model, load_model, model_device
 
 try:
-    from PyQt5.QtCore import Qt, QTimer
+    from PyQt5.QtCore import Qt, QTimer, pyqtSignal
     from PyQt5.QtGui import QImage, QPixmap
-    from PyQt5.QtWidgets import QApplication, QLabel, QMainWindow
+    from PyQt5.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QSizePolicy, QWidget
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("the desktop demo needs PyQt5: pip install PyQt5") from e
 
@@ -40,71 +42,140 @@ def to_qimage(frame: np.ndarray) -> QImage:
 
 
 class EmoWindow(QMainWindow):
-    """A 640x480 preview of annotated frames with the frame rate in the status bar."""
+    """Annotated frames, letterboxed into a resizable view, and a side panel with each face's probabilities
+    (numbered like the boxes). A worker thread captures and classifies frames, so the window stays responsive;
+    a video plays at its own frame rate, dropping frames when classification falls behind (:class:`Pacer`);
+    a still image is analysed once. ``step()`` does one frame on the calling thread instead (tests drive it)."""
+
+    result = pyqtSignal(object, object)  # (annotated frame, faces), from the worker to the UI thread
+    ended = pyqtSignal()
 
     def __init__(self, pipeline: EmotionPipeline, source: FrameSource | None, message: str | None = None,
-                 interval_ms: int = 0) -> None:
+                 threaded: bool = True) -> None:
         super().__init__()
         self.pipeline, self.source = pipeline, source
+        self.pacer = Pacer(source) if source is not None else None
         self.fps = FpsMeter()
         self.frames = 0
         self.last_frame: np.ndarray | None = None
         self.last_faces: list = []
+        self._pixmap: QPixmap | None = None
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
         self.setWindowTitle("Mini-Xception-Emo")
         self.view = QLabel(alignment=Qt.AlignCenter)
-        self.view.setMinimumSize(640, 480)
+        self.view.setMinimumSize(320, 240)
+        self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # the pixmap follows the window
         self.view.setStyleSheet("background: #202020; color: #f0f0f0; font-size: 16px;")
-        self.setCentralWidget(self.view)
-        self.timer = QTimer(self)
-        self.timer.timeout.connect(self.step)
+        self.panel = QLabel(faces_html([]), alignment=Qt.AlignTop | Qt.AlignLeft)
+        self.panel.setTextFormat(Qt.RichText)
+        self.panel.setFixedWidth(230)
+        self.panel.setStyleSheet("background: #2a2a2a; color: #f0f0f0; padding: 8px; font-family: monospace;")
+        body = QWidget()
+        row = QHBoxLayout(body)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(self.view, 1)
+        row.addWidget(self.panel)
+        self.setCentralWidget(body)
+        self.resize(640 + 230, 480 + 24)
+        self.result.connect(self.show_result)
+        self.ended.connect(self.on_end)
         if source is None:
             self.show_message(message or "no video source")
-        else:
-            # a still image needs no refresh beyond the first frame; video and camera run as fast as they come
-            self.timer.start(interval_ms if source.kind != "image" else 200)
+        elif threaded:
+            self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
 
     def show_message(self, text: str) -> None:
         self.view.setText(text)
         self.statusBar().showMessage(text)
 
+    def next_result(self, paced: bool) -> tuple[np.ndarray, list] | None:
+        """Read the next frame (the next due one when ``paced``) and annotate it; None at the end."""
+        if self.source is None or self.pacer is None:
+            return None
+        frame = self.pacer.read() if paced else self.source.read()
+        return None if frame is None else self.pipeline(frame)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, daemon=True, name="emo-frames")
+        self._worker.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = self.next_result(paced=True)
+            if r is None:
+                self.ended.emit()
+                return
+            self.result.emit(*r)
+            if self.source is not None and self.source.kind == "image":
+                return  # a still image is analysed once
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+
     def step(self) -> bool:
-        """Read, annotate and show one frame; False (and the timer stopped) when the source has ended."""
-        if self.source is None:
+        """Read, annotate and show one frame on this thread; False when the source has ended."""
+        r = self.next_result(paced=False)
+        if r is None:
+            if self.source is not None:
+                self.on_end()
             return False
-        frame = self.source.read()
-        if frame is None:
-            self.timer.stop()
-            self.source.release()
-            self.statusBar().showMessage(f"end of video after {self.frames} frames")
-            return False
-        annotated, faces = self.pipeline(frame)
-        self.frames += 1
-        self.last_frame, self.last_faces = annotated, faces
-        self.view.setPixmap(QPixmap.fromImage(to_qimage(annotated)))
-        labels = ", ".join(f"{f.label} {f.confidence:.0%}" for f in faces) or "no face"
-        self.statusBar().showMessage(f"{self.fps.tick():5.1f} FPS | {len(faces)} face(s): {labels}")
+        self.show_result(*r)
         return True
 
+    def show_result(self, annotated: np.ndarray, faces: list) -> None:
+        self.frames += 1
+        self.last_frame, self.last_faces = annotated, faces
+        self._pixmap = QPixmap.fromImage(to_qimage(annotated))
+        self._fit()
+        self.panel.setText(faces_html(faces, bar=12))
+        dropped = f", {self.pacer.dropped} dropped to keep time" if self.pacer and self.pacer.dropped else ""
+        self.statusBar().showMessage(f"{self.fps.tick():5.1f} FPS{dropped} | {len(faces)} face(s)")
+
+    def _fit(self) -> None:
+        """The whole frame, as large as the view allows, at its own aspect ratio (letterboxed)."""
+        if self._pixmap is not None:
+            self.view.setPixmap(self._pixmap.scaled(self.view.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def on_end(self) -> None:
+        if self.source is not None:
+            self.source.release()
+        self.statusBar().showMessage(f"end of video after {self.frames} frames"
+                                     + (f" ({self.pacer.dropped} dropped to keep time)" if self.pacer and self.pacer.dropped else ""))
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self.timer.stop()
+        self.stop()
         if self.source is not None:
             self.source.release()
         super().closeEvent(event)
 
 
 def build_window(model: Model | str | Path = DEFAULT_MODEL, source: str = "0", device: str = "cpu",
-                 smoothing: float = 0.5) -> EmoWindow:
+                 smoothing: float = 0.5, threaded: bool = True) -> EmoWindow:
     """Load the model (or take a loaded one) and open the source; a missing camera gives a window with the message."""
     if isinstance(model, (str, Path)):
         model = load_model(model, device)
-    pipeline = EmotionPipeline(model, smoothing=smoothing)
+    pipeline = EmotionPipeline(model, smoothing=smoothing, draw_bars=False)  # the bars go in the side panel
     try:
         src: FrameSource | None = FrameSource(source)
         msg = None
     except SourceError as e:
         src, msg = None, str(e)
         print(f"error: {e}", file=sys.stderr)
-    return EmoWindow(pipeline, src, msg)
+    return EmoWindow(pipeline, src, msg, threaded)
 
 
 #: The system libraries that Qt's xcb platform plugin (a real window on Linux) loads, and their Debian packages.
@@ -158,12 +229,13 @@ def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0
     win.show()
     if frames:
         def stop_when_done() -> None:
-            if win.frames >= frames or not win.timer.isActive():
+            if win.frames >= frames or not win.running:
                 app.quit()
         guard = QTimer()
         guard.timeout.connect(stop_when_done)
         guard.start(20)
     code = app.exec_()
+    win.stop()
     if win.source is not None:
         win.source.release()
     print(f"{win.frames} frames shown, {win.fps.fps:.1f} FPS at the end")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from emo.cli import FEW_FACES_THREADS
-from emo.faces import EmotionPipeline, Face, FpsMeter, FrameSource, SourceError
+from emo.faces import EmotionPipeline, Face, FpsMeter, FrameSource, Pacer, SourceError, faces_html
 from emo.model import Model
 
 
@@ -32,26 +32,21 @@ def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
 
 
 def probabilities_html(faces: list[Face]) -> str:
-    if not faces:
-        return "<i>no face found</i>"
-    rows = []
-    for i, f in enumerate(faces):
-        cells = "".join(
-            f"<tr><td>{c}</td><td><div style='background:#f0a000;height:10px;width:{100 * float(p):.0f}px'></div>"
-            f"</td><td>{float(p):.1%}</td></tr>" for c, p in zip(f.classes, f.probs))
-        rows.append(f"<b>face {i + 1}: {f.label}</b><table>{cells}</table>")
-    return "".join(rows)
+    """The side panel: each face's probabilities, numbered like its box (:func:`emo.faces.faces_html`)."""
+    return faces_html(faces)
 
 
 class WidgetDemo:
     """The notebook demo. ``start()`` / ``stop()`` also work from code (that is how the tests drive it).
 
+    A video file plays at its own frame rate, dropping frames when classification falls behind; a camera is
+    read at up to ``max_fps``; ``max_fps=0`` takes every frame as fast as it comes (what the tests use).
     While a video runs, PyTorch uses ``threads`` CPU threads (default 1, as the app: the fastest for one frame
     at a time when other programs share the CPU; the threads table of ``results/benchmarks.md``)."""
 
     def __init__(self, model: Model, source: int | str = 0, smoothing: float = 0.5,
                  max_fps: float = 30.0, threads: int = FEW_FACES_THREADS) -> None:
-        self.pipeline = EmotionPipeline(model, smoothing=smoothing)
+        self.pipeline = EmotionPipeline(model, smoothing=smoothing, draw_bars=False)  # bars: the side panel
         self.max_fps = max_fps
         self.threads = threads  # PyTorch's, while the video runs (0: leave them as they are)
         self.frames = 0
@@ -59,7 +54,8 @@ class WidgetDemo:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.fps = FpsMeter()
-        self.image = W.Image(format="jpeg", width=640)
+        # the frame keeps its aspect ratio whatever the panel beside it holds (no stretching to the row's height)
+        self.image = W.Image(format="jpeg", layout=W.Layout(width="640px", height="auto", object_fit="contain"))
         self.source = W.Text(value=str(source), description="source",
                              placeholder="camera index (0) or a video / image path")
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="photo")
@@ -72,7 +68,7 @@ class WidgetDemo:
         self.upload.observe(self._on_upload, names="value")
         self.widget = W.VBox([
             W.HBox([self.source, self.start_button, self.stop_button, self.upload]),
-            W.HBox([self.image, self.probs]), self.status,
+            W.HBox([self.image, self.probs], layout=W.Layout(align_items="flex-start")), self.status,
         ])
 
     # -- still images ---------------------------------------------------------------------------
@@ -111,8 +107,9 @@ class WidgetDemo:
         src = self.source.value if source is None else str(source)
         try:
             frames = FrameSource(src)
-        except SourceError as e:
-            self.status.value = str(e)
+        except SourceError as e:  # its message ends in a command-line hint; say what to do here instead
+            self.status.value = (f"{str(e).split(': ')[0]}: type a video file or an image path in the source box, "
+                                 "or upload a photo")
             return False
         self.pipeline.reset()
         self.frames = 0
@@ -123,16 +120,18 @@ class WidgetDemo:
         return True
 
     def _run(self, frames: FrameSource) -> None:
-        period = 1.0 / self.max_fps if self.max_fps else 0.0
+        pacer = Pacer(frames)  # a video at its own frame rate, dropping frames when behind
+        period = 1.0 / self.max_fps if self.max_fps and not pacer.period else 0.0  # a camera: at most max_fps
         threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
             while not self._stop.is_set():
                 t0 = time.perf_counter()
-                frame = frames.read()
+                frame = pacer.read() if self.max_fps else frames.read()
                 if frame is None:
-                    self.status.value = f"end of video after {self.frames} frames"
+                    self.status.value = f"end of video after {self.frames} frames" + (
+                        f" ({pacer.dropped} dropped to keep time)" if pacer.dropped else "")
                     break
                 annotated, faces = self.pipeline(frame)
                 self._show(annotated, faces)

@@ -17,14 +17,15 @@ def qapp():
 
 
 def test_window_annotates_video_frames_then_stops(qapp, tiny_model_path, face_video):
-    win = build_window(tiny_model_path, str(face_video))
-    win.timer.stop()  # drive it frame by frame
+    win = build_window(tiny_model_path, str(face_video), threaded=False)  # driven frame by frame
     shown = 0
     while win.step():
         shown += 1
         assert win.last_frame.shape == (480, 640, 3)
         assert len(win.last_faces) == 1 and win.last_faces[0].label in win.pipeline.model.classes
-        assert not win.view.pixmap().isNull() and win.view.pixmap().width() == 640
+        pm = win.view.pixmap()
+        assert not pm.isNull() and abs(pm.width() / pm.height() - 640 / 480) < 0.02  # whole, letterboxed
+        assert win.panel.text().startswith("<b>1: ")  # the side panel, numbered like the box
     assert shown == 12 and win.frames == 12
     assert "end of video after 12 frames" in win.statusBar().currentMessage()
     assert win.source.cap is None  # released
@@ -36,8 +37,7 @@ def test_window_takes_a_loaded_ensemble(qapp, tiny_model_path, face_video):
     a, b = load_model(tiny_model_path), load_model(tiny_model_path)
     b.crop = 0.9
     ens = Ensemble([a, b]).eval()
-    win = build_window(ens, str(face_video))
-    win.timer.stop()
+    win = build_window(ens, str(face_video), threaded=False)
     assert win.pipeline.model is ens and win.step()
     face = win.last_faces[0]
     assert face.label in ens.classes and np.isclose(face.probs.sum(), 1, atol=1e-5)
@@ -55,7 +55,7 @@ def test_close_releases_the_source(qapp, tiny_model_path, face_video):
     assert win.source.cap is not None
     win.show()
     win.close()
-    assert win.source.cap is None and not win.timer.isActive()
+    assert win.source.cap is None and not win.running
 
 
 def test_cli_runs_offscreen_on_a_video(tiny_model_path, face_video):
@@ -92,3 +92,31 @@ def test_missing_window_libraries_are_named_with_their_fix(monkeypatch, capsys):
     assert "\n" not in err and "sudo apt-get install libxcb-keysyms1 libxcb-xinerama0" in err
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert app.missing_window_libraries() == []
+
+
+def test_a_portrait_photo_is_shown_whole_and_analysed_once(qapp, tiny_model_path, tmp_path):
+    import cv2
+
+    from emo.faces import sample_photo
+    photo = cv2.resize(sample_photo(), (360, 640))  # portrait
+    cv2.imwrite(str(tmp_path / "portrait.png"), photo)
+    win = build_window(tiny_model_path, str(tmp_path / "portrait.png"))
+    win.resize(900, 400)  # a wide, short window
+    win._worker.join(30)
+    qapp.processEvents()
+    assert not win.running and win.frames == 1  # analysed once, by the worker thread
+    pm = win.view.pixmap()
+    assert abs(pm.width() / pm.height() - 360 / 640) < 0.02 and pm.height() <= win.view.height()
+    win.close()
+
+
+def test_the_worker_plays_a_video_in_real_time_dropping_what_it_cannot_show(qapp, tiny_model_path, face_video):
+    import time
+    win = build_window(tiny_model_path, str(face_video))  # 12 frames at 15 FPS: 0.8 s of video
+    t = time.perf_counter()
+    win._worker.join(60)
+    elapsed = time.perf_counter() - t
+    qapp.processEvents()
+    assert elapsed >= 11 / 15 - 0.05  # never faster than the video
+    assert win.frames + win.pacer.dropped == 12 and "end of video" in win.statusBar().currentMessage()
+    win.close()

@@ -13,7 +13,7 @@ def test_widget_demo_plays_a_video_to_the_end(tiny_model_path, face_video):
     assert not demo.running and demo.frames == 12
     assert demo.image.value[:2] == b"\xff\xd8"  # a JPEG frame was pushed to the widget
     assert demo.status.value == "end of video after 12 frames"
-    assert "face 1:" in demo.probs.value and not demo.start_button.disabled
+    assert demo.probs.value.startswith("<b>1: ") and not demo.start_button.disabled
     threads = torch.get_num_threads()
     assert demo.start()  # played again: counted from the start, PyTorch's threads as they were
     demo.wait(60)
@@ -37,4 +37,15 @@ def test_uploaded_photo_and_bad_input(tiny_model_path):
     assert len(faces) == 1 and demo.status.value == "photo: 1 face(s)"
     assert demo.show_image(b"not an image") == [] and "not an image" in demo.status.value
     assert not demo.start("/no/such/video.mp4") and "does not exist" in demo.status.value
+    assert "--source" not in demo.status.value and "source box" in demo.status.value  # notebook terms
     assert probabilities_html([]) == "<i>no face found</i>"
+
+
+def test_a_video_plays_at_its_own_rate_in_the_widget(tiny_model_path, face_video):
+    import time
+    demo = WidgetDemo(load_model(tiny_model_path), source=str(face_video))  # 12 frames at 15 FPS
+    t = time.perf_counter()
+    assert demo.start()
+    demo.wait(60)
+    assert time.perf_counter() - t >= 11 / 15 - 0.05 and demo.status.value.startswith("end of video after")
+    assert demo.image.layout.height == "auto"  # the frame keeps its aspect ratio beside a tall panel
