@@ -138,6 +138,9 @@ class EmoWindow(QMainWindow):
         self._pixmap = QPixmap.fromImage(to_qimage(annotated))
         self._fit()
         self.panel.setText(faces_html(faces, bar=12))
+        if self.source is not None and self.source.kind == "image":
+            self.statusBar().showMessage(f"photo: {len(faces)} face(s)")
+            return
         dropped = f", {self.pacer.dropped} dropped to keep time" if self.pacer and self.pacer.dropped else ""
         self.statusBar().showMessage(f"{self.fps.tick():5.1f} FPS{dropped} | {len(faces)} face(s)")
 

@@ -142,6 +142,7 @@ class EmotionPipeline:
     def detect(self, frame: np.ndarray) -> list[Face]:
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         boxes = self.detector(gray)
+        boxes = boxes[np.argsort(boxes[:, 0], kind="stable")] if len(boxes) else boxes  # numbered left to right
         if len(boxes) == 0:
             self._previous = []
             return []
