@@ -15,7 +15,7 @@ import pytest
 
 from emo.data import PROJECT_ROOT
 from emo.evaluate import format_results
-from emo.model import read_checkpoint
+from emo.model import SHIPPED_MODELS, read_checkpoint
 
 RESULTS = PROJECT_ROOT / "results"
 README = PROJECT_ROOT / "README.md"
@@ -75,10 +75,13 @@ def test_the_readmes_state_the_measured_speed_ratio():
 
 
 def test_results_holds_only_what_ships():
-    """The default model, the ensemble and the members it names: no other checkpoint, no code."""
+    """The shipped models (default, ensemble, small where it ships) and the members the ensemble names: no other
+    checkpoint, no code."""
     ensemble = RESULTS / "ensemble" / "best_model.pt"
     members = {(ensemble.parent / m["path"]).resolve() for m in read_checkpoint(ensemble)["members"]}
-    assert {p.resolve() for p in RESULTS.rglob("*.pt")} == {(RESULTS / "best_model.pt").resolve(), ensemble.resolve()} | members
+    shipped = {p.resolve() for p in SHIPPED_MODELS.values() if p.exists()}
+    assert {p.resolve() for p in RESULTS.rglob("*.pt")} == shipped | members
+    assert {(RESULTS / "best_model.pt").resolve(), ensemble.resolve()} <= shipped
     assert not [p for p in RESULTS.rglob("*") if p.suffix in (".py", ".sh", ".ipynb")]
 
 
