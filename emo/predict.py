@@ -2,7 +2,7 @@
 
     python -m emo.predict                                 # the bundled astronaut photo -> runs/predict/
     python -m emo.predict photo.jpg album/ interview.mp4 --out runs/mine
-    python -m emo.predict interview.mp4 --model ensemble             # or small, or a path to a .pt / .onnx
+    python -m emo.predict interview.mp4 --model ensemble             # or a path to a .pt / .onnx
     python -m emo.predict interview.mp4 --runtime onnx               # on ONNX Runtime (exported at start)
 
 For each photo it writes the annotated photo; for each video the annotated video and
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="*", help="photos, videos or folders (none: the bundled astronaut photo)")
     p.add_argument("--out", default=None, help="where the results go (default: runs/predict/)")
     p.add_argument("--model", default="default",
-                   help="a best_model.pt or .onnx file, or a shipped model: default, ensemble, small")
+                   help="a best_model.pt or .onnx file, or a shipped model: default or ensemble")
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
     add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
     a = p.parse_args(argv)
