@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command
-from emo.faces import EmotionPipeline, FpsMeter, FrameSource, Pacer, SourceError, faces_html
+from emo.faces import EmotionPipeline, FpsMeter, FrameSource, Pacer, SourceError, faces_html, live_pipeline
 from emo.model import DEFAULT_MODEL, Model, load_model, model_device
 
 try:
@@ -171,7 +171,7 @@ def build_window(model: Model | str | Path = DEFAULT_MODEL, source: str = "0", d
     """Load the model (or take a loaded one) and open the source; a missing camera gives a window with the message."""
     if isinstance(model, (str, Path)):
         model = load_model(model, device)
-    pipeline = EmotionPipeline(model, smoothing=smoothing, draw_bars=False)  # the bars go in the side panel
+    pipeline = live_pipeline(model, smoothing)
     try:
         src: FrameSource | None = FrameSource(source)
         msg = None

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, add_runtime_options
+from emo.cli import HelpFormatter, add_runtime_options, command_line
 from emo.data import FER2013_CLASSES, PROJECT_ROOT, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, build_model, count_parameters,
@@ -122,12 +122,13 @@ def eval_seconds(model: Model, faces: np.ndarray, tta: bool) -> float:
 
 
 def demo_fps(model: Model, frames: int) -> float:
-    """End to end on 640x480 frames with one face: Haar detection, crop, classification, drawing."""
-    from emo.faces import EmotionPipeline, FrameSource, sample_photo, write_test_video
+    """End to end on 640x480 frames with one face, as the live demos run it (:func:`emo.faces.live_pipeline`):
+    Haar detection, crop, classification, drawing."""
+    from emo.faces import FrameSource, live_pipeline, sample_photo, write_test_video
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         path = write_test_video(Path(d) / "face.avi", sample_photo(), frames=frames + 5)
-        pipe = EmotionPipeline(model)
+        pipe = live_pipeline(model)
         with FrameSource(path) as src:
             all_frames = list(src)
         for f in all_frames[:5]:
@@ -448,8 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     out = a.out or (None if a.quick else str(DEFAULT_MODEL.parent / "benchmarks.md"))
     if out:
-        Path(out).write_text("# Benchmarks\n\nWritten by `python -m emo.bench" + (" --explore" if a.explore else "") +
-                             "`.\n\n" + md)
+        Path(out).write_text(f"# Benchmarks\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n" + md)
         print(f"wrote {out}")
     return 0
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from emo.cli import FEW_FACES_THREADS
-from emo.faces import EmotionPipeline, Face, FpsMeter, FrameSource, Pacer, SourceError, faces_html
+from emo.faces import Face, FpsMeter, FrameSource, Pacer, SourceError, faces_html, live_pipeline
 from emo.model import Model
 
 
@@ -46,7 +46,7 @@ class WidgetDemo:
 
     def __init__(self, model: Model, source: int | str = 0, smoothing: float = 0.5,
                  max_fps: float = 30.0, threads: int = FEW_FACES_THREADS) -> None:
-        self.pipeline = EmotionPipeline(model, smoothing=smoothing, draw_bars=False)  # bars: the side panel
+        self.pipeline = live_pipeline(model, smoothing)
         self.max_fps = max_fps
         self.threads = threads  # PyTorch's, while the video runs (0: leave them as they are)
         self.frames = 0

@@ -22,6 +22,9 @@ import numpy as np
 from emo.model import Model, predict_proba
 
 Boxes = np.ndarray  # N x 4 int (x, y, w, h)
+#: The smallest face (pixels, in the frame) that the live demos look for: searching down to 30 pixels costs a
+#: third more detection time, the larger part of a frame's time, for faces farther than about 2 m from a webcam.
+LIVE_MIN_FACE = 60
 #: How much the square crop around a detected box grows on each side, as a fraction of the box's side. FER-2013
 #: faces fill their frame, and the Haar box on them is 0.96 of the side: measured on validation faces placed in
 #: 640x480 scenes, 0.02 classified best (0.1, the old default, cost 4.3 points more): experiments/framing/.
@@ -203,6 +206,12 @@ def faces_html(faces: list[Face], bar: int = 20) -> str:
                         f"</td><td align='right'>{float(p):.0%}</td></tr>" for c, p in zip(f.classes, f.probs))
         rows.append(f"<b>{k}: {f.label}</b><table>{cells}</table>")
     return "".join(rows)
+
+
+def live_pipeline(model: Model, smoothing: float = 0.5) -> EmotionPipeline:
+    """The pipeline of the live demos (the app, the notebook widget, the benchmark's demo rows): faces of at
+    least :data:`LIVE_MIN_FACE` pixels, probability bars left to the demo's side panel."""
+    return EmotionPipeline(model, HaarDetector(min_size=LIVE_MIN_FACE), smoothing=smoothing, draw_bars=False)
 
 
 # --------------------------------------------------------------------------------------------

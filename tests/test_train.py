@@ -129,6 +129,15 @@ def test_config_errors():
         autocast_dtype("fp16", torch.device("cpu"))
 
 
+def test_the_command_line_sets_the_architecture():
+    from emo.model import MiniXception, ModelConfig
+    from emo.train import config_from_args, parse_args
+    cfg = config_from_args(parse_args(["runs/x", "--stem", "32", "--widths", "32", "64", "128"]))
+    model = MiniXception(ModelConfig.from_dict(cfg.model))
+    assert model.stem[0].out_channels == 32 and [b.body[0][1].out_channels for b in model.blocks] == [32, 64, 128]
+    assert cfg.model["strides"] == [2, 2, 1] and cfg.model["input_size"] == 48
+
+
 def test_cli_trains_and_resume_without_last_is_a_clear_error(tmp_path):
     cmd = [sys.executable, "-m", "emo.train", str(tmp_path), "--source", "synthetic", "--epochs", "1", "--limit", "64",
            "--widths", "16", "16", "32", "32", "32", "--no-progress"]
