@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import os
 import sys
 import warnings
@@ -175,6 +176,9 @@ def quantize_int8(float_path: str | Path, out: str | Path, faces: np.ndarray, ba
 
     out = Path(out)
     tmp_pre, tmp = out.with_name(f".{out.name}.pre.tmp"), out.with_name(f".{out.name}.tmp")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs a warning per tensor whose type it infers differently
     try:
         quant_pre_process(str(float_path), str(tmp_pre), skip_symbolic_shape=True)
         quantize_static(str(tmp_pre), str(tmp), Faces(), quant_format=QuantFormat.QOperator, per_channel=True,
@@ -191,6 +195,7 @@ def quantize_int8(float_path: str | Path, out: str | Path, faces: np.ndarray, ba
         onnx.save_model(proto, str(tmp))
         os.replace(tmp, out)
     finally:
+        root.setLevel(level)
         tmp_pre.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
     return out
