@@ -222,9 +222,26 @@ def check_export(model: Model, exported: OnnxModel, n: int = 64) -> float:
     return float(np.abs(predict_proba(model, faces) - predict_proba(exported, faces)).max())
 
 
+def shown(path: Path) -> str:
+    """``path`` as the user would type it: relative to the current folder where it is inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
+
+
+def exported_from(path: Path) -> str | None:
+    """The ``source`` an existing file of ours records (None for anything else)."""
+    try:
+        return OnnxModel(path).meta.get("source")
+    except (ValueError, FileNotFoundError):
+        return None
+
+
 def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = False, int8: bool = False,
         calibration: int = 2048, overwrite: bool = False) -> list[Path]:
-    """Export ``checkpoint`` (a network or an ensemble) beside it, or to ``out``; returns the files written."""
+    """Export ``checkpoint`` (a network or an ensemble) beside it, or to ``out``; returns the files written.
+
+    A file already at an output path is replaced only with ``overwrite``, except a float32 export of this
+    same checkpoint, which ``--int8`` reuses as it is."""
     _onnx_modules()
     checkpoint = Path(checkpoint)
     model = load_model(checkpoint)
@@ -234,13 +251,14 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
     jobs: list[tuple[Model, Path, str]] = []
     if members:
         if not isinstance(model, Ensemble):
-            raise ValueError(f"--members: {checkpoint} is a single network, not an ensemble; drop --members")
+            raise ValueError(f"--members: {shown(checkpoint)} is a single network, not an ensemble; drop --members")
         for k, (m, rec) in enumerate(zip(model.members, model.meta["members"]), 1):
-            jobs.append((m, out.with_name(f"{out.stem}-member{k}.onnx"), f"{checkpoint} member {rec['path']}"))
+            jobs.append((m, out.with_name(f"{out.stem}-member{k}.onnx"), f"{shown(checkpoint)} member {rec['path']}"))
     else:
-        jobs.append((model, out, f"{checkpoint} (sha256 {file_sha256(checkpoint)[:12]})"))
-    targets = [p for _, p, _ in jobs] + ([p.with_name(f"{p.stem}-int8.onnx") for _, p, _ in jobs] if int8 else [])
-    for p in targets:
+        jobs.append((model, out, f"{shown(checkpoint)} (sha256 {file_sha256(checkpoint)[:12]})"))
+    reuse = {p for _, p, source in jobs if int8 and not overwrite and p.exists() and exported_from(p) == source}
+    for p in [p for _, p, _ in jobs if p not in reuse] + (
+            [p.with_name(f"{p.stem}-int8.onnx") for _, p, _ in jobs] if int8 else []):
         refuse_to_replace(p, overwrite)
     faces = None
     if int8:
@@ -248,15 +266,18 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
         print(f"int8 calibration on {len(faces):,} training faces of {dataset}")
     written = []
     for m, path, source in jobs:
-        print(f"exporting {source} -> {path}", flush=True)
-        export_onnx(m, path, source)
-        diff = check_export(m, OnnxModel(path))
-        print(f"  {path.stat().st_size / 2**20:.1f} MiB; largest probability difference from PyTorch on 64 faces: "
-              f"{diff:.1e}")
-        written.append(path)
+        if path in reuse:
+            print(f"{shown(path)} is {source} exported already: quantising it", flush=True)
+        else:
+            print(f"exporting {source} -> {shown(path)}", flush=True)
+            export_onnx(m, path, source)
+            diff = check_export(m, OnnxModel(path))
+            print(f"  {path.stat().st_size / 2**20:.1f} MiB; largest probability difference from PyTorch on 64 "
+                  f"faces: {diff:.1e}")
+            written.append(path)
         if faces is not None:
             q = quantize_int8(path, path.with_name(f"{path.stem}-int8.onnx"), faces)
-            print(f"  int8: {q} ({q.stat().st_size / 2**20:.1f} MiB)")
+            print(f"  int8: {shown(q)} ({q.stat().st_size / 2**20:.1f} MiB)")
             written.append(q)
     return written
 
@@ -264,7 +285,8 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.export", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
-    p.add_argument("checkpoint", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (a network or an ensemble)")
+    p.add_argument("checkpoint", nargs="?", default=str(DEFAULT_MODEL),
+                   help="a best_model.pt, a network or an ensemble (default: results/best_model.pt)")
     p.add_argument("--out", default=None, help="the .onnx file (default: the checkpoint's path with .onnx)")
     p.add_argument("--members", action="store_true", help="an ensemble: one file per member (OUT-member<k>.onnx)")
     p.add_argument("--int8", action="store_true", help="also write OUT-int8.onnx, statically quantised")

@@ -70,6 +70,10 @@ def test_runtime_onnx_exports_in_memory_and_predicts_the_same(tiny_model_path, s
 def test_int8_is_written_beside_the_float_file_and_classifies_like_it(tiny_model_path, tmp_path, synthetic_splits):
     out = tmp_path / "m.onnx"
     assert main([str(tiny_model_path), "--out", str(out), "--int8", "--calibration", "256"]) == 0
+    made = out.stat().st_mtime_ns
+    (tmp_path / "m-int8.onnx").unlink()  # int8 again: the float32 export of this checkpoint is reused, not replaced
+    assert main([str(tiny_model_path), "--out", str(out), "--int8", "--calibration", "256"]) == 0
+    assert out.stat().st_mtime_ns == made
     q = load_model(tmp_path / "m-int8.onnx")
     assert "calibrated on 256 training faces" in q.meta["int8"]
     faces = synthetic_splits.test.images
