@@ -305,8 +305,8 @@ def read_members(ckpt: dict[str, Any], path: str | os.PathLike) -> list[dict[str
     for m in ckpt["members"]:
         member = Path(path).parent / m["path"]
         if not member.exists():
-            raise FileNotFoundError(f"the ensemble {path} needs its member {member}: keep the members' checkpoints "
-                                    "where they were when it was made (its paths are relative to its folder)")
+            raise FileNotFoundError(f"the ensemble {path} needs its member {member}: copy or move the ensemble's "
+                                    "whole folder, with its members/ (the paths it names are relative to its folder)")
         if file_sha256(member) != m["sha256"]:
             raise ValueError(f"the ensemble member {member} has changed since the ensemble {path} was made: "
                              "make the ensemble again with `python -m emo.ensemble`")

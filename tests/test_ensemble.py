@@ -157,7 +157,7 @@ def test_an_ensemble_folder_holds_its_members_and_loads_wherever_it_is_copied(tw
     with pytest.raises(ValueError, match="has changed since the ensemble .* was made: make the ensemble again"):
         load_model(moved / "best_model.pt")
     member.unlink()
-    with pytest.raises(FileNotFoundError, match="needs its member .*: keep the members' checkpoints where they were"):
+    with pytest.raises(FileNotFoundError, match="needs its member .*: copy or move the ensemble's whole folder"):
         load_model(moved / "best_model.pt")
     with pytest.raises(ValueError, match="is one of the candidates"):
         make_ensemble(list(two_runs), two_runs[1], source="synthetic")

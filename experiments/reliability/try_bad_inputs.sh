@@ -17,6 +17,7 @@ open(f"{t}/numeric/test/3/PublicTest_2.jpg", "wb").write(ok)
 with open(f"{t}/wrong.csv", "w") as f:
     csv.writer(f).writerows([["label", "image"], ["1", "2 3"]])
 open(f"{t}/notes.pt", "w").write("not a checkpoint")
+open(f"{t}/notes.onnx", "w").write("not a model")
 torch.save({"when": datetime.datetime(2026, 1, 1)}, f"{t}/pickled.pt")
 with zipfile.ZipFile(f"{t}/unreadable.zip", "w") as z:
     z.writestr("train/happy/Training_1.jpg", ok)
@@ -59,9 +60,12 @@ row "an ensemble without its members" python -m emo.evaluate "$T/ens/best_model.
 row "training into a folder with another run's model" python -m emo.train "$T/run" --epochs 1
 row "resuming where nothing was trained" python -m emo.train "$T/nothing" --resume
 row "a bad option value" python -m emo.train "$T/new" --epochs 0
-row "a soup over an existing file" python -m emo.soup results/best_model.pt results/gpu80/s83w/best_model.pt --out "$T/run/best_model.pt"
+row "a soup over an existing file" python -m emo.soup results/best_model.pt results/ensemble/members/1-s83w.pt --out "$T/run/best_model.pt"
 row "an ensemble as --init" python -m emo.train "$T/new2" --init results/ensemble/best_model.pt --epochs 1
 row "a video that does not exist" python -m emo.app --source "$T/none.mp4" --frames 5
 row "a camera that is not there" python -m emo.app --source 9 --frames 5
+row "an ONNX export over an existing file" python -m emo.export --out "$T/notes.onnx"
+row "a file that is not an ONNX model" python -m emo.predict --model "$T/notes.onnx" --out "$T/p"
+row "ONNX Runtime asked for on a GPU" python -m emo.predict --runtime onnx --device cuda --out "$T/p"
 row "predict_proba on a 4-D array" python -c "import numpy as np, emo; emo.predict_proba(emo.load_model(), np.zeros((2, 3, 4, 5)))"
 rm -rf "$T"
