@@ -141,7 +141,7 @@ class EmoWindow(QMainWindow):
         if self.source is not None and self.source.kind == "image":
             self.statusBar().showMessage(f"photo: {len(faces)} face(s)")
             return
-        dropped = f", {self.pacer.dropped} dropped to keep time" if self.pacer and self.pacer.dropped else ""
+        dropped = self.pacer.dropped_note if self.pacer else ""
         self.statusBar().showMessage(f"{self.fps.tick():5.1f} FPS{dropped} | {len(faces)} face(s)")
 
     def _fit(self) -> None:
@@ -157,7 +157,7 @@ class EmoWindow(QMainWindow):
         if self.source is not None:
             self.source.release()
         self.statusBar().showMessage(f"end of video after {self.frames} frames"
-                                     + (f" ({self.pacer.dropped} dropped to keep time)" if self.pacer and self.pacer.dropped else ""))
+                                     + (self.pacer.dropped_note if self.pacer else ""))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.stop()

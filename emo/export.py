@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from emo.cli import HelpFormatter, add_runtime_options, refuse_to_replace, run_command
+from emo.cli import HelpFormatter, add_runtime_options, refuse_to_replace, run_command, shown_path
 from emo.model import DEFAULT_MODEL, Ensemble, MiniXception, Model, file_sha256, load_model, prepare_faces
 
 INSTALL = "pip install onnxruntime onnx onnxscript"
@@ -222,12 +222,6 @@ def check_export(model: Model, exported: OnnxModel, n: int = 64) -> float:
     return float(np.abs(predict_proba(model, faces) - predict_proba(exported, faces)).max())
 
 
-def shown(path: Path) -> str:
-    """``path`` as the user would type it: relative to the current folder where it is inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
-
-
 def exported_from(path: Path) -> str | None:
     """The ``source`` an existing file of ours records (None for anything else)."""
     try:
@@ -251,11 +245,11 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
     jobs: list[tuple[Model, Path, str]] = []
     if members:
         if not isinstance(model, Ensemble):
-            raise ValueError(f"--members: {shown(checkpoint)} is a single network, not an ensemble; drop --members")
+            raise ValueError(f"--members: {shown_path(checkpoint)} is a single network, not an ensemble; drop --members")
         for k, (m, rec) in enumerate(zip(model.members, model.meta["members"]), 1):
-            jobs.append((m, out.with_name(f"{out.stem}-member{k}.onnx"), f"{shown(checkpoint)} member {rec['path']}"))
+            jobs.append((m, out.with_name(f"{out.stem}-member{k}.onnx"), f"{shown_path(checkpoint)} member {rec['path']}"))
     else:
-        jobs.append((model, out, f"{shown(checkpoint)} (sha256 {file_sha256(checkpoint)[:12]})"))
+        jobs.append((model, out, f"{shown_path(checkpoint)} (sha256 {file_sha256(checkpoint)[:12]})"))
     reuse = {p for _, p, source in jobs if int8 and not overwrite and p.exists() and exported_from(p) == source}
     for p in [p for _, p, _ in jobs if p not in reuse] + (
             [p.with_name(f"{p.stem}-int8.onnx") for _, p, _ in jobs] if int8 else []):
@@ -267,9 +261,9 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
     written = []
     for m, path, source in jobs:
         if path in reuse:
-            print(f"{shown(path)} is {source} exported already: quantising it", flush=True)
+            print(f"{shown_path(path)} is {source} exported already: quantising it", flush=True)
         else:
-            print(f"exporting {source} -> {shown(path)}", flush=True)
+            print(f"exporting {source} -> {shown_path(path)}", flush=True)
             export_onnx(m, path, source)
             diff = check_export(m, OnnxModel(path))
             print(f"  {path.stat().st_size / 2**20:.1f} MiB; largest probability difference from PyTorch on 64 "
@@ -277,7 +271,7 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
             written.append(path)
         if faces is not None:
             q = quantize_int8(path, path.with_name(f"{path.stem}-int8.onnx"), faces)
-            print(f"  int8: {shown(q)} ({q.stat().st_size / 2**20:.1f} MiB)")
+            print(f"  int8: {shown_path(q)} ({q.stat().st_size / 2**20:.1f} MiB)")
             written.append(q)
     return written
 

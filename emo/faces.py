@@ -329,6 +329,11 @@ class Pacer:
         self.index += 1
         return self.source.read()
 
+    @property
+    def dropped_note(self) -> str:
+        """`` (N dropped to keep time)`` once frames were dropped, else nothing: for status lines."""
+        return f" ({self.dropped} dropped to keep time)" if self.dropped else ""
+
 
 class FpsMeter:
     """Frames per second over a sliding window of the last ``window`` frames."""

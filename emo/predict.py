@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command
+from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command, shown_path
 from emo.data import IMAGE_SUFFIXES, PROJECT_ROOT
 from emo.faces import EmotionPipeline, Face, FrameSource, SourceError, sample_photo
 from emo.model import DEFAULT_MODEL, Model, load_model, shipped_model
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         model = open_model(a.model, a)
-        path = shipped_model(a.model).resolve()
-        shown = str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)
-        shown += " on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else ""
+        shown = shown_path(shipped_model(a.model)) + (" on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else "")
         result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown)
         if not result["done"]:
             raise FileNotFoundError(f"nothing could be analysed ({'; '.join(result['failed'])}): "  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
 import cv2
 import torch
 
-from emo.demo import WidgetDemo, probabilities_html
-from emo.faces import sample_photo
+from emo.demo import WidgetDemo
+from emo.faces import faces_html, sample_photo
 from emo.model import load_model
 
 
@@ -38,7 +38,7 @@ def test_uploaded_photo_and_bad_input(tiny_model_path):
     assert demo.show_image(b"not an image") == [] and "not an image" in demo.status.value
     assert not demo.start("/no/such/video.mp4") and "does not exist" in demo.status.value
     assert "--source" not in demo.status.value and "source box" in demo.status.value  # notebook terms
-    assert probabilities_html([]) == "<i>no face found</i>"
+    assert faces_html([]) == "<i>no face found</i>"
 
 
 def test_a_video_plays_at_its_own_rate_in_the_widget(tiny_model_path, face_video):
