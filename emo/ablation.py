@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from emo.bench import flops_per_face
-from emo.cli import HelpFormatter, add_runtime_options, command_line, run_command
-from emo.data import PROJECT_ROOT, SOURCES, load_splits
+from emo.cli import HelpFormatter, add_data_option, add_runtime_options, command_line, run_command
+from emo.data import PROJECT_ROOT, load_splits
 from emo.model import ModelConfig, count_parameters, load_model
 from emo.recipe import TrainConfig
 from emo.train import check_output, make_trainer
@@ -115,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="epochs per size (one fixed short schedule)")
     p.add_argument("--limit", type=int, default=5000, help="training faces per run (a seeded random subset)")
     p.add_argument("--seed", type=int, default=0, help="seeds the subset and the training")
-    p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
+    add_data_option(p)
     add_runtime_options(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier ablation there")
     a = p.parse_args(argv)
-    return run_command(lambda: run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.source, a.device,
+    return run_command(lambda: run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.data, a.device,
                                             not a.no_progress, command_line("emo.ablation", argv), a.overwrite), a.threads)
 
 

@@ -10,7 +10,7 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -36,16 +36,26 @@ def command_line(module: str, argv: list[str] | None = None) -> str:
     return " ".join(["python -m " + module, *(shlex.quote(s) for s in (sys.argv[1:] if argv is None else argv))])
 
 
-def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out: Path, project_root: Path,
-                       sources: Sequence[str]) -> argparse.ArgumentParser:
+DATA_HELP = ("auto: FER-2013 if imported, else generated faces; fer2013; synthetic (the generated faces); or the "
+             "NAME of a dataset imported with `python -m emo.data import PATH --name NAME`")
+
+
+def add_data_option(p: argparse.ArgumentParser, default: str | None = "auto", help: str = DATA_HELP) -> None:
+    """``--data NAME``: which dataset a command reads (``--source``, its first name, still works)."""
+    p.add_argument("--data", default=default, metavar="NAME", help=help)
+    p.add_argument("--source", dest="data", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out: Path,
+                       project_root: Path) -> argparse.ArgumentParser:
     """The arguments that the commands combining several checkpoints (``emo.soup``, ``emo.ensemble``) share:
-    the checkpoints, ``--out`` (default ``default_out``, shown relative to ``project_root``), ``--source``
-    (one of ``sources``) and ``--threads``."""
+    the checkpoints, ``--out`` (default ``default_out``, shown relative to ``project_root``), ``--data``
+    and ``--threads``."""
     p = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("checkpoints", nargs="+", help=checkpoints_help)
     p.add_argument("--out", default=str(default_out),
                    help=f"where the result goes (default {default_out.relative_to(project_root).as_posix()})")
-    p.add_argument("--source", choices=sources, default="auto")
+    add_data_option(p)
     add_runtime_options(p, device=False)
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
     return p

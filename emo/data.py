@@ -1,4 +1,4 @@
-"""FER-2013: import what users download, keep one compact copy, split it, augment batches.
+"""Datasets: import what users download, keep one compact copy each, split it, augment batches.
 
 The import path reads the Kaggle image-folder archive (``train/<label>/*.jpg`` and
 ``test/<label>/*.jpg``, zipped or unpacked) or the original challenge CSV
@@ -8,7 +8,12 @@ The import path reads the Kaggle image-folder archive (``train/<label>/*.jpg`` a
 Where no FER-2013 has been imported, :func:`load_dataset` with ``source="auto"`` falls back to
 :func:`make_synthetic`, small drawn faces whose brows, eyes and mouth differ by class, and says so.
 
+Any other expression dataset in image folders (``train/<class>/*``, ``test/<class>/*``, optionally
+``val/<class>/*``, or one folder of ``<class>/*``) imports under a name of its own into ``data/<name>.npz``
+(:mod:`emo.imagefolder`); every command then takes it as ``--data NAME``.
+
     python -m emo.data import ~/Downloads/fer2013.zip
+    python -m emo.data import ~/Downloads/raf-basic --name rafdb --detect
     python -m emo.data info
 """
 
@@ -51,7 +56,10 @@ FER2013_CLASSES = tuple(sorted(CSV_EMOTIONS))
 TRAINING, PUBLIC_TEST, PRIVATE_TEST, TEST_UNSPLIT = 0, 1, 2, 3
 _USAGE_NAMES = {"training": TRAINING, "publictest": PUBLIC_TEST, "privatetest": PRIVATE_TEST}
 PROTOCOLS = ("standard", "reference")
+#: The datasets every checkout has a name for; ``--data`` also takes the name of any imported dataset.
 SOURCES = ("auto", "fer2013", "synthetic")
+#: What ``--name`` may be: lower-case letters, digits, ``-``, ``_`` and ``.`` (it names ``data/<name>.npz``).
+_DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 
 NO_DATA_MESSAGE = (
@@ -75,6 +83,7 @@ class FaceDataset:
     name: str = "fer2013"
     skipped: dict[str, int] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)  # files that could not be decoded (import only)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # same bytes in two splits (import only)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -303,6 +312,25 @@ def save_dataset(ds: FaceDataset, out: str | os.PathLike) -> Path:
     return out
 
 
+def check_dataset_name(name: str) -> str:
+    """``name`` if it can name an imported dataset, else a ValueError that says what may."""
+    if not _DATASET_NAME.fullmatch(name) or name in ("auto", "synthetic"):
+        raise ValueError(f"dataset name {name!r}: use lower-case letters, digits, '-', '_' and '.', starting with a "
+                         "letter or digit, other than 'auto' and 'synthetic'")
+    return name
+
+
+def dataset_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Where the imported dataset ``name`` lives: ``data/<name>.npz``."""
+    return Path(data_dir or DATA_DIR) / f"{check_dataset_name(name)}.npz"
+
+
+def imported_datasets(data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The names of the datasets imported into ``data_dir``."""
+    return sorted(f.stem for f in Path(data_dir or DATA_DIR).glob("*.npz")
+                  if not f.name.endswith(".tmp.npz") and _DATASET_NAME.fullmatch(f.stem))
+
+
 def import_fer2013(path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                    numeric_labels: bool = False) -> FaceDataset:
     """Import FER-2013 from ``path`` into ``data_dir/fer2013.npz``, replacing any earlier import only once the
@@ -312,13 +340,22 @@ def import_fer2013(path: str | os.PathLike, data_dir: str | os.PathLike | None =
     return ds
 
 
-def load_fer2013(data_dir: str | os.PathLike | None = None) -> FaceDataset:
-    """Load the imported copy, or raise FileNotFoundError with what to do."""
-    f = Path(data_dir or DATA_DIR) / DATASET_FILE
+def load_imported(name: str, data_dir: str | os.PathLike | None = None) -> FaceDataset:
+    """Load the dataset imported as ``name``, or raise FileNotFoundError with what to do."""
+    f = dataset_file(name, data_dir)
     if not f.exists():
-        raise FileNotFoundError(NO_DATA_MESSAGE)
+        if name == "fer2013":
+            raise FileNotFoundError(NO_DATA_MESSAGE)
+        have = imported_datasets(data_dir)
+        raise FileNotFoundError(f"no dataset named {name!r} in {f.parent}: import it with `python -m emo.data import "
+                                f"PATH --name {name}`" + (f" (imported: {', '.join(have)})" if have else ""))
     with np.load(f, allow_pickle=False) as z:
         return FaceDataset(z["images"], z["labels"], z["usage"], tuple(str(c) for c in z["classes"]), str(z["name"]))
+
+
+def load_fer2013(data_dir: str | os.PathLike | None = None) -> FaceDataset:
+    """Load the imported copy of FER-2013, or raise FileNotFoundError with what to do."""
+    return load_imported("fer2013", data_dir)
 
 
 def fer2013_available(data_dir: str | os.PathLike | None = None) -> bool:
@@ -391,10 +428,11 @@ def make_synthetic(per_class: int = 60, seed: int = 0, classes: tuple[str, ...] 
 
 
 def load_dataset(source: str = "auto", data_dir: str | os.PathLike | None = None, quiet: bool = False) -> FaceDataset:
-    """``fer2013`` (imported copy), ``synthetic``, or ``auto``: FER-2013 where imported, else synthetic."""
-    if source not in SOURCES:
-        raise ValueError(f"source={source!r}: use one of {SOURCES}")
-    if source == "fer2013" or (source == "auto" and fer2013_available(data_dir)):
+    """``auto``: FER-2013 where imported, else the generated faces; ``synthetic``: the generated faces; any other
+    name: the dataset imported under it (``fer2013``, or one of :func:`imported_datasets`)."""
+    if source not in ("auto", "synthetic"):
+        return load_imported(source, data_dir)
+    if source == "auto" and fer2013_available(data_dir):
         return load_fer2013(data_dir)
     if source == "auto" and not quiet:
         print(f"NOTE: {NO_DATA_MESSAGE}. Using generated synthetic faces instead: "
@@ -429,6 +467,14 @@ def make_splits(ds: FaceDataset, protocol: str = "standard", seed: int = 0, val_
 
 def load_splits(protocol: str = "standard", source: str = "auto", seed: int = 0, quiet: bool = False) -> Splits:
     return make_splits(load_dataset(source, quiet=quiet), protocol, seed)
+
+
+def data_for_model(trained_on: str | None, data_dir: str | os.PathLike | None = None) -> str:
+    """The ``--data`` a model trained on ``trained_on`` is scored on by default: that dataset where this checkout
+    has it (or can make it: the generated faces), else ``auto``."""
+    if trained_on == "synthetic" or (trained_on and trained_on in imported_datasets(data_dir)):
+        return trained_on
+    return "auto"
 
 
 #: Split sizes that a correct import gives (FER-2013 as published; the synthetic set as generated).
@@ -533,30 +579,57 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m emo.data", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    pi = sub.add_parser("import", help="import FER-2013 (zip, tar.gz, folder or fer2013.csv) into data/")
+    pi = sub.add_parser("import", formatter_class=HelpFormatter,
+                        help="import FER-2013 (zip, tar.gz, folder or fer2013.csv), or with --name any image-folder "
+                             "dataset, into data/")
     pi.add_argument("path")
-    pi.add_argument("--data-dir", default=None, help=f"where to write {DATASET_FILE} (default: {DATA_DIR})")
+    pi.add_argument("--name", default="fer2013",
+                    help="the dataset's name (data/NAME.npz, --data NAME); any name but fer2013 reads image folders: "
+                         "train/<class>/*, test/<class>/* and optionally val/<class>/*, or one folder of <class>/*")
+    pi.add_argument("--data-dir", default=None, help=f"where to write NAME.npz (default: {DATA_DIR})")
     pi.add_argument("--numeric-labels", action="store_true",
-                    help="label folders 0-6 are the challenge's emotion ids (0 angry, 1 disgust, 2 fear, 3 happy, "
-                         "4 sad, 5 surprise, 6 neutral)")
-    ps = sub.add_parser("info", help="describe the imported copy")
+                    help="FER-2013: label folders 0-6 are the challenge's emotion ids (0 angry, 1 disgust, 2 fear, "
+                         "3 happy, 4 sad, 5 surprise, 6 neutral)")
+    pi.add_argument("--detect", action="store_true",
+                    help="image folders: crop the largest face the demos' detector finds in each image (images "
+                         "without one are skipped and counted) instead of taking each image as a cropped face")
+    pi.add_argument("--size", type=int, default=FACE_SIZE, help="image folders: store faces at SIZE x SIZE pixels")
+    pi.add_argument("--val-fraction", type=float, default=0.1,
+                    help="image folders: the share of each class that validates where there is no val/ folder")
+    pi.add_argument("--test-fraction", type=float, default=0.1,
+                    help="image folders: the share of each class that tests where there is no train/ and test/")
+    pi.add_argument("--seed", type=int, default=0, help="image folders: seeds those splits")
+    ps = sub.add_parser("info", help="describe the imported datasets (or one)")
+    ps.add_argument("name", nargs="?", default=None, help="one dataset (default: all imported)")
     ps.add_argument("--data-dir", default=None)
+    pe = sub.add_parser("export", formatter_class=HelpFormatter,
+                        help="write an imported dataset out as image folders (train/ val/ test/<class>/*.png), "
+                             "optionally with classes merged")
+    pe.add_argument("name", help="an imported dataset, e.g. fer2013")
+    pe.add_argument("out", help="a new (or empty) folder")
+    pe.add_argument("--merge", nargs="+", default=[], metavar="A=B", help="relabel class A as class B")
+    pe.add_argument("--data-dir", default=None)
     a = p.parse_args(argv)
+    if a.cmd == "export":
+        return run_command(lambda: export_command(a.name, a.out, a.merge, a.data_dir))
+    if a.cmd == "info":
+        return run_command(lambda: describe(a.name, a.data_dir))
     try:
-        return run_command(lambda: import_and_describe(a.data_dir, a.path if a.cmd == "import" else None,
-                                                       getattr(a, "numeric_labels", False)))
+        return run_command(lambda: import_and_describe(a.data_dir, a.path, a.numeric_labels, a.name, a.detect, a.size,
+                                                       a.val_fraction, a.test_fraction, a.seed))
     except KeyboardInterrupt:
-        out = Path(a.data_dir or DATA_DIR) / DATASET_FILE
+        out = dataset_file(a.name, a.data_dir)
         kept = f"{out} is as it was before" if out.exists() else f"nothing was written to {out}"
         print(f"\ninterrupted: {kept}; run the same command again to import", file=sys.stderr)
         return 130
 
 
 def split_counts(ds: FaceDataset) -> str:
-    """``Training 28,709, PublicTest 3,589, PrivateTest 3,589``: the faces of ``ds`` per usage."""
+    """``Training 28,709, PublicTest 3,589, PrivateTest 3,589`` (FER-2013's names; ``train``, ``val``, ``test`` for
+    other datasets): the faces of ``ds`` per usage."""
+    names = ("Training", "PublicTest", "PrivateTest") if ds.name == "fer2013" else ("train", "val", "test")
     counts = {name: int((ds.usage == code).sum()) for name, code in
-              [("Training", TRAINING), ("PublicTest", PUBLIC_TEST), ("PrivateTest", PRIVATE_TEST),
-               ("test (unnamed)", TEST_UNSPLIT)]}
+              [(names[0], TRAINING), (names[1], PUBLIC_TEST), (names[2], PRIVATE_TEST), ("test (unnamed)", TEST_UNSPLIT)]}
     return ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)
 
 
@@ -572,33 +645,72 @@ def what_will_not_work(ds: FaceDataset) -> list[str]:
                      "train with `python -m emo.train --protocol reference`")
     if not (ds.usage == TRAINING).any():
         notes.append("no training faces (train/<label>/): nothing to train on; import the whole archive")
-    missing = [c for k, c in enumerate(ds.classes) if not ((ds.labels == k) & (ds.usage == TRAINING)).any()]
-    if missing and (ds.usage == TRAINING).any():
-        notes.append(f"no training faces of {', '.join(missing)}: a model trained on this never learns "
-                     f"{'that class' if len(missing) == 1 else 'those classes'}")
+    for split, code in (("training", TRAINING), ("test", PRIVATE_TEST)):
+        missing = [c for k, c in enumerate(ds.classes) if not ((ds.labels == k) & (ds.usage == code)).any()]
+        if missing and (ds.usage == code).any():
+            notes.append(f"no {split} faces of {', '.join(missing)}: " + (
+                f"a model trained on this never learns {'that class' if len(missing) == 1 else 'those classes'}"
+                if code == TRAINING else "the test scores say nothing about "
+                + ("that class" if len(missing) == 1 else "those classes")))
     return notes
 
 
-def import_and_describe(data_dir: str | None, path: str | None = None, numeric_labels: bool = False) -> None:
-    """``python -m emo.data import PATH`` / ``info``: import ``path`` (when given), then describe the copy in ``data_dir``."""
-    out = Path(data_dir or DATA_DIR) / DATASET_FILE
-    if path is not None:
-        before = load_fer2013(data_dir) if out.exists() else None
-        print(f"importing {path} into {out}" + (f" (it holds {len(before):,} faces now, kept until the new copy "
-                                                 "is complete)" if before is not None else ""))
-        ds = import_fer2013(path, data_dir, numeric_labels)
-        print(f"imported {len(ds):,} faces into {out}" + (
-            f", replacing {len(before):,} ({split_counts(before)})" if before is not None else ""))
-        for why, n in ds.skipped.items():
-            print(f"skipped {n:,} file(s): {why}")
-        if ds.unreadable:
-            shown = ", ".join(ds.unreadable[:5]) + (f" and {len(ds.unreadable) - 5:,} more" if len(ds.unreadable) > 5 else "")
-            print(f"could not read {len(ds.unreadable):,} image(s), skipped: {shown}")
-        for note in what_will_not_work(ds):
-            print(f"NOTE: {note}")
-    ds = load_fer2013(data_dir)
-    print(split_counts(ds))
-    print("per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))
+def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = False, name: str = "fer2013",
+                        detect: bool = False, size: int = FACE_SIZE, val_fraction: float = 0.1,
+                        test_fraction: float = 0.1, seed: int = 0) -> None:
+    """``python -m emo.data import PATH [--name NAME]``: import ``path``, then describe the copy in ``data_dir``."""
+    out = dataset_file(name, data_dir)
+    before = load_imported(name, data_dir) if out.exists() else None
+    print(f"importing {path} into {out}" + (f" (it holds {len(before):,} faces now, kept until the new copy "
+                                             "is complete)" if before is not None else ""))
+    if name == "fer2013":
+        ds = read_fer2013(path, numeric_labels)
+    else:
+        from emo.imagefolder import read_image_folders
+        ds = read_image_folders(path, name, detect, size, val_fraction, test_fraction, seed)
+    save_dataset(ds, out)
+    print(f"imported {len(ds):,} faces into {out}" + (
+        f", replacing {len(before):,} ({split_counts(before)})" if before is not None else ""))
+    for why, n in ds.skipped.items():
+        print(f"skipped {n:,} file(s): {why}")
+    if ds.unreadable:
+        shown = ", ".join(ds.unreadable[:5]) + (f" and {len(ds.unreadable) - 5:,} more" if len(ds.unreadable) > 5 else "")
+        print(f"the {len(ds.unreadable):,} image(s) skipped that way: {shown}")
+    if ds.duplicates:
+        a, b = ds.duplicates[0]
+        print(f"WARNING: {len(ds.duplicates):,} file(s) have the same bytes as a file of another split (e.g. {a} and "
+              f"{b}): test scores on them are optimistic; remove one copy of each", file=sys.stderr)
+    for note in what_will_not_work(ds):
+        print(f"NOTE: {note}")
+    describe(name, data_dir)
+
+
+def describe(name: str | None = None, data_dir: str | None = None) -> None:
+    """``python -m emo.data info [NAME]``: the faces of each imported dataset (or of ``name``) by split and class."""
+    names = [name] if name else imported_datasets(data_dir)
+    if not names:
+        raise FileNotFoundError(NO_DATA_MESSAGE)
+    for n in names:
+        ds = load_imported(n, data_dir)
+        print(f"{n}: {len(ds):,} faces of {ds.images.shape[1]}x{ds.images.shape[2]}, {len(ds.classes)} classes; "
+              f"{split_counts(ds)}")
+        print("  per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))
+
+
+def export_command(name: str, out: str, merge: list[str], data_dir: str | None = None) -> None:
+    """``python -m emo.data export NAME OUT [--merge A=B ...]``."""
+    from emo.imagefolder import export_image_folders, merge_classes
+    pairs = {}
+    for m in merge:
+        a, sep, b = m.partition("=")
+        if not sep or not a or not b:
+            raise ValueError(f"--merge {m!r}: write it as A=B, e.g. disgust=angry")
+        pairs[a.lower()] = b.lower()
+    ds = merge_classes(load_imported(name, data_dir), pairs)
+    counts = export_image_folders(ds, out)
+    print(f"wrote {sum(counts.values()):,} faces of {name} to {out} as train/, val/ and test/<class>/*.png "
+          f"({', '.join(f'{k} {v:,}' for k, v in counts.items())}); classes: {', '.join(ds.classes)}")
+    print(f"it is derived from {name}'s images: keep it out of any repository")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
-from emo.data import PROJECT_ROOT, SOURCES
+from emo.data import PROJECT_ROOT
 from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
 from emo.metrics import labels_in_model_order, split_accuracies, training_runs
@@ -132,10 +132,10 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
 
 def main(argv: list[str] | None = None) -> int:
     p = checkpoints_parser("emo.ensemble", __doc__, "two or more best_model.pt files of one architecture and data",
-                           DEFAULT_ENSEMBLE, PROJECT_ROOT, SOURCES)
+                           DEFAULT_ENSEMBLE, PROJECT_ROOT)
     p.add_argument("--max-members", type=int, default=None, help="at most this many members (each costs a forward pass)")
     a = p.parse_args(argv)
-    return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.source, a.max_members,
+    return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.data, a.max_members,
                                                      overwrite=a.overwrite), a.threads)
 
 

@@ -22,8 +22,8 @@ import torch
 from sklearn.metrics import classification_report, f1_score, roc_auc_score
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, add_runtime_options, pick_device, run_command, shown_path
-from emo.data import PROJECT_ROOT, SOURCES, Split, load_dataset, make_splits
+from emo.cli import DATA_HELP, HelpFormatter, add_data_option, add_runtime_options, pick_device, run_command, shown_path
+from emo.data import PROJECT_ROOT, Split, data_for_model, load_dataset, make_splits
 from emo.metrics import full_history, labels_in_model_order
 from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
 
@@ -97,12 +97,13 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
     return written
 
 
-def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str = "auto",
+def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str | None = None,
         figures: bool = True, batch_size: int | None = None, default_out: bool = False,
         tune: bool = False, device: str | None = None) -> dict[str, Any]:
     """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
 
-    Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
+    ``source``: the dataset (``--data``); None scores the model on the dataset it was trained on where this checkout
+    has it (:func:`emo.data.data_for_model`). Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
     ``default_out`` they go beside the model, unless the data is not what the model was trained on
     (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay intact.
     With ``tune`` the checkpoint's inference settings (centre crop, BN statistics) are first chosen on the
@@ -114,7 +115,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     model = load_model(model_path, device)
     meta = model.meta
     protocol = meta.get("protocol", "standard")
-    ds = load_dataset(source)
+    ds = load_dataset(source or data_for_model(meta.get("dataset")))
     mismatch = bool(meta.get("dataset")) and meta["dataset"] != ds.name
     if tune:
         if mismatch:
@@ -197,14 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (default: results/best_model.pt)")
     p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder; runs/evaluate/ "
                    "when the data is not what the model was trained on)")
-    p.add_argument("--source", choices=SOURCES, default="auto", help="auto: FER-2013 if imported, else generated faces")
+    add_data_option(p, default=None, help="the dataset to score on (default: the one the model was trained on, where "
+                    "imported, else auto); " + DATA_HELP)
     p.add_argument("--no-figures", action="store_true", help="metrics and report only")
     add_runtime_options(p, batch_size=True)
     p.add_argument("--tune", action="store_true",
                    help="first choose the centre crop and BN statistics on validation, write them to "
                         "MODEL.tuned.pt and evaluate that (training does this at its end)")
     a = p.parse_args(argv)
-    return run_command(lambda: report(run(a.model_path, a.out, a.source, not a.no_figures, a.batch_size,
+    return run_command(lambda: report(run(a.model_path, a.out, a.data, not a.no_figures, a.batch_size,
                                           default_out=a.out is None, tune=a.tune, device=a.device)), a.threads)
 
 

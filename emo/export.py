@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from emo.cli import HelpFormatter, add_runtime_options, refuse_to_replace, run_command, shown_path
-from emo.model import DEFAULT_MODEL, Ensemble, MiniXception, Model, file_sha256, load_model, prepare_faces
+from emo.model import DEFAULT_MODEL, Ensemble, Model, file_sha256, load_model, prepare_faces
 
 INSTALL = "pip install onnxruntime onnx onnxscript"
 OPSET = 20  # AffineGrid (the centre crop) needs 20

@@ -1,20 +1,32 @@
 """``--init``: start a run from a trained checkpoint's weights (a warm restart: new optimiser, new schedule).
 
-The checkpoint must have the run's architecture and classes. The runs that made it travel on in the new
-checkpoints (``init_histories``), so its learning curves need no other file.
+The checkpoint must have the run's architecture. Where its classes differ from the run's (fine-tuning the shipped
+FER-2013 model on a dataset of your own, :mod:`emo.imagefolder`), everything but the linear head is kept and the
+head starts afresh, as the training log says. The runs that made it travel on in the new checkpoints
+(``init_histories``), so its learning curves need no other file.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from emo.metrics import training_runs
-from emo.model import read_checkpoint, require_network
+from emo.model import ModelConfig, read_checkpoint, require_network
 from emo.trainer import Extension, Trainer
+
+#: The parameters of :class:`emo.model.MiniXception` that depend on the classes: its final linear layer.
+HEAD = "head."
+
+
+def same_body(a: ModelConfig, b: ModelConfig) -> bool:
+    """True where two architectures differ at most in their number of classes."""
+    return {**asdict(a), "num_classes": 0} == {**asdict(b), "num_classes": 0}
 
 
 class InitFrom(Extension):
-    """Load the weights and normalisation of the checkpoint at ``path`` into the run's model."""
+    """Load the weights and normalisation of the checkpoint at ``path`` into the run's model (all but the head
+    where the classes differ)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -24,14 +36,24 @@ class InitFrom(Extension):
         ck = read_checkpoint(self.path)
         require_network(ck, self.path, "--init")
         model = trainer.model
-        if ck.get("config") != model.config.to_dict() or list(ck.get("classes", [])) != list(model.classes):
-            raise ValueError(f"--init {self.path}: its model or classes differ from this run's; "
-                             "pass the same model options (--input-size, --widths, --downsample) as it was trained with")
-        model.load_state_dict(ck["state_dict"])
+        if not same_body(ModelConfig.from_dict(ck["config"]), model.config):
+            raise ValueError(f"--init {self.path}: its architecture differs from this run's; pass the same model "
+                             "options (--input-size, --stem, --widths, --downsample) as it was trained with, or none")
+        theirs = tuple(ck.get("classes", []))
+        start = (f"init: weights of {self.path} (epoch {ck.get('epoch')}, "
+                 f"val acc {ck.get('metrics', {}).get('val_acc', float('nan')):.4f})")
+        if theirs == model.classes:
+            model.load_state_dict(ck["state_dict"])
+            self.note = start
+        else:
+            body = {k: v for k, v in ck["state_dict"].items() if not k.startswith(HEAD)}
+            missing, unexpected = model.load_state_dict(body, strict=False)
+            assert not unexpected and all(k.startswith(HEAD) for k in missing), (missing, unexpected)
+            self.note = (f"{start}, all but the head: its classes ({', '.join(theirs)}) differ from this data's "
+                         f"({', '.join(model.classes)}), so the linear head ({len(missing)} tensors) is "
+                         "initialised afresh")
         model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
         self.runs = training_runs(ck)
-        self.note = (f"init: weights of {self.path} (epoch {ck.get('epoch')}, "
-                     f"val acc {ck.get('metrics', {}).get('val_acc', float('nan')):.4f})")
 
     def meta(self) -> dict[str, Any]:
         return {"init_histories": self.runs}

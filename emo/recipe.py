@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from emo.data import PROTOCOLS, SOURCES
+from emo.data import PROTOCOLS, SOURCES, check_dataset_name
 from emo.model import ModelConfig
 
 #: TrainConfig options added after the first checkpoints were written (which were trained with their defaults).
 LATER_OPTIONS = ("init", "swa", "swa_bn_faces", "teacher", "distill_weight", "temperature", "teacher_targets")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+#: The architecture a run trains unless told otherwise (the shipped model's): the seed's at 48x48 input.
+MODEL = ModelConfig(input_size=48, downsample="stride")
 
 
 @dataclass
@@ -34,7 +36,7 @@ class TrainConfig:
     patience: int = 30  # early stopping: epochs without a better validation accuracy
     seed: int = 0
     protocol: str = "standard"
-    source: str = "auto"
+    source: str = "auto"  # the dataset (--data): auto, fer2013, synthetic or an imported dataset's name
     amp: str = "auto"
     limit: int = 0  # train on a seeded random N training faces (quick runs, tests)
     # extensions (emo.finetune, emo.swa, emo.distill)
@@ -45,7 +47,7 @@ class TrainConfig:
     distill_weight: float = 1.0  # with a teacher: loss = w * distillation + (1 - w) * focal loss on the labels
     temperature: float = 1.0  # with a teacher: softmax temperature of the distillation loss
     teacher_targets: str = ""  # with a teacher: file of its predictions on the clean training faces (made if missing)
-    model: dict[str, Any] = field(default_factory=lambda: ModelConfig(input_size=48, downsample="stride").to_dict())
+    model: dict[str, Any] = field(default_factory=lambda: MODEL.to_dict())
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -56,7 +58,7 @@ class TrainConfig:
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"protocol={self.protocol!r}: use one of {PROTOCOLS}")
         if self.source not in SOURCES:
-            raise ValueError(f"source={self.source!r}: use one of {SOURCES}")
+            check_dataset_name(self.source)
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp={self.amp!r}: use one of {AMP_MODES}")
         if self.swa and not self.init:

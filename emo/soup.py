@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
-from emo.data import PROJECT_ROOT, SOURCES, Splits, load_dataset, make_splits
+from emo.data import PROJECT_ROOT, Splits, load_dataset, make_splits
 from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
 from emo.metrics import accuracy_and_nll, labels_in_model_order
 from emo.tune import clean_bn_faces, tune_and_score, tune_inference
@@ -140,11 +140,11 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
 
 def main(argv: list[str] | None = None) -> int:
     p = checkpoints_parser("emo.soup", __doc__, "two or more best_model.pt files trained from one start",
-                           DEFAULT_SOUP, PROJECT_ROOT, SOURCES)
+                           DEFAULT_SOUP, PROJECT_ROOT)
     p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
     p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
     a = p.parse_args(argv)
-    return run_command(lambda: make_soup(a.checkpoints, a.out, a.source, a.bn_faces, a.seed,
+    return run_command(lambda: make_soup(a.checkpoints, a.out, a.data, a.bn_faces, a.seed,
                                                  overwrite=a.overwrite), a.threads)
 
 

@@ -27,10 +27,10 @@ from typing import Sequence
 
 import torch
 
-from emo.cli import HelpFormatter, add_runtime_options, command_line, run_command
-from emo.data import PROJECT_ROOT, PROTOCOLS, SOURCES, Splits
+from emo.cli import HelpFormatter, add_data_option, add_runtime_options, command_line, run_command
+from emo.data import PROJECT_ROOT, PROTOCOLS, Splits
 from emo.model import ModelConfig
-from emo.recipe import AMP_MODES, TrainConfig
+from emo.recipe import AMP_MODES, MODEL, TrainConfig
 from emo.trainer import Extension, Trainer
 
 #: The shortest run (in epochs) whose end tunes the inference settings unless asked (--tune / --no-tune).
@@ -63,7 +63,7 @@ def make_trainer(cfg: TrainConfig, out_dir: str | Path, device: str | None = Non
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    d, m = TrainConfig(), ModelConfig(input_size=48, downsample="stride")
+    d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m emo.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("output_dir", nargs="?", default=None,
@@ -78,14 +78,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=d.seed, help="seeds the subset, the weights, the batches and augmentation")
     p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
                    help="standard: PublicTest validates, PrivateTest tests; reference: the seed's split")
-    p.add_argument("--source", choices=SOURCES, default=d.source, help="auto: FER-2013 if imported, else generated faces")
+    add_data_option(p, d.source)
     p.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="mixed precision (auto: fp16 on CUDA, off on CPU)")
     p.add_argument("--limit", type=int, default=0, help="train on a seeded random subset of N faces (0: all; quick runs)")
-    p.add_argument("--input-size", type=int, default=m.input_size, help="48 (native, ours) or 128 (the seed's)")
-    p.add_argument("--stem", type=int, default=m.stem_channels, help="channels of the stem conv")
-    p.add_argument("--widths", type=int, nargs="+", default=list(m.widths), help="channels of each residual block")
-    p.add_argument("--downsample", choices=("pool", "stride"), default=m.downsample,
-                   help="stride: stride-2 depthwise convs (the seed's design); pool: Arriaga-style max-pool")
+    m = ("; with --init: the checkpoint's, otherwise %s")
+    p.add_argument("--input-size", type=int, default=None, help="48 (native, ours) or 128 (the seed's)" + m % 48)
+    p.add_argument("--stem", type=int, default=None, help="channels of the stem conv" + m % MODEL.stem_channels)
+    p.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="channels of each residual block" + m % " ".join(map(str, MODEL.widths)))
+    p.add_argument("--downsample", choices=("pool", "stride"), default=None,
+                   help="stride: stride-2 depthwise convs (the seed's design); pool: Arriaga-style max-pool" + m % "stride")
     p.add_argument("--reference", action="store_true", help="the seed's configuration: 128x128 input, stride-2 downsampling")
     add_runtime_options(p)
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT_DIR/last.pt (same options)")
@@ -114,11 +116,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(a: argparse.Namespace) -> TrainConfig:
+    """The run's config; model options not given are those of the ``--init`` checkpoint, else :data:`MODEL`'s."""
+    base = MODEL
+    if a.init and not a.reference:
+        from emo.model import read_checkpoint
+        base = ModelConfig.from_dict(read_checkpoint(a.init).get("config", MODEL.to_dict()))
+    widths = tuple(a.widths) if a.widths else base.widths
     model = ModelConfig() if a.reference else ModelConfig(
-        input_size=a.input_size, stem_channels=a.stem, widths=tuple(a.widths), strides=(2,) * (len(a.widths) - 1) + (1,),
-        downsample=a.downsample)
+        input_size=a.input_size or base.input_size, stem_channels=a.stem or base.stem_channels, widths=widths,
+        strides=base.strides if widths == base.widths else (2,) * (len(widths) - 1) + (1,),
+        downsample=a.downsample or base.downsample)
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
-                       mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.source,
+                       mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.data,
                        amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, teacher=a.teacher,
                        distill_weight=a.distill_weight, temperature=a.temperature, teacher_targets=a.teacher_targets,
                        model=model.to_dict())

@@ -38,14 +38,13 @@ def test_command_line_quotes_what_the_shell_would_split():
 def test_checkpoints_parser_takes_several_checkpoints_and_names_its_default_in_the_project(capsys):
     root = Path("/somewhere/emo")
     p = checkpoints_parser("emo.soup", "Average weights.\n\nMore.", "the checkpoints", root / "runs" / "soup" / "best_model.pt",
-                           root, ("auto", "synthetic"))
+                           root)
     a = p.parse_args(["a.pt", "b.pt", "--threads", "2"])
-    assert (a.checkpoints, a.out, a.source, a.threads) == (["a.pt", "b.pt"], "/somewhere/emo/runs/soup/best_model.pt",
+    assert (a.checkpoints, a.out, a.data, a.threads) == (["a.pt", "b.pt"], "/somewhere/emo/runs/soup/best_model.pt",
                                                            "auto", 2)
     p.print_help()
     help_text = " ".join(capsys.readouterr().out.split())
     assert help_text.startswith("usage: python -m emo.soup") and "Average weights." in help_text and "More." not in help_text
     assert "(default runs/soup/best_model.pt)" in help_text
-    with pytest.raises(SystemExit):  # argparse's own one-line error and exit status 2
-        p.parse_args(["a.pt", "--source", "csv"])
-    assert "invalid choice: 'csv'" in capsys.readouterr().err
+    assert "--data NAME" in help_text and "--source" not in help_text  # the first name still works, unshown
+    assert p.parse_args(["a.pt", "--data", "mine"]).data == p.parse_args(["a.pt", "--source", "mine"]).data == "mine"

@@ -169,7 +169,7 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synth
     labels = [line.get_label() for line in plot_history(history, restarts=restarts).axes[1].get_lines()]
     assert "warm restart (--init)" in labels
     other = tiny_config(init=str(src), model={**tiny_config().model, "widths": [16, 16, 32, 32, 32]})
-    with pytest.raises(ValueError, match="--init .*model or classes differ"):
+    with pytest.raises(ValueError, match="--init .*architecture differs"):
         make_trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
 
 
