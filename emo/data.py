@@ -675,7 +675,7 @@ def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = 
         print(f"skipped {n:,} file(s): {why}")
     if ds.unreadable:
         shown = ", ".join(ds.unreadable[:5]) + (f" and {len(ds.unreadable) - 5:,} more" if len(ds.unreadable) > 5 else "")
-        print(f"the {len(ds.unreadable):,} image(s) skipped that way: {shown}")
+        print(f"skipped: {shown}")
     if ds.duplicates:
         a, b = ds.duplicates[0]
         print(f"WARNING: {len(ds.duplicates):,} file(s) have the same bytes as a file of another split (e.g. {a} and "

@@ -58,14 +58,15 @@ def _hidden(member: str) -> bool:
 
 
 def _class_layout(files: list[str]) -> tuple[str, list[tuple[str, str]]]:
-    """The folder that holds the class folders, and (class, member) for the files laid out as ``root/<class>/...``
-    (the deepest folder holding every file is the root)."""
+    """The folder that holds the class folders (the deepest one that holds every image), and (class, member) for
+    the files under it laid out as ``root/<class>/...``."""
     parts = [PurePosixPath(f).parts for f in files]
+    images = [p for p, f in zip(parts, files) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
     depth = 0
-    while parts and all(len(p) > depth + 2 for p in parts) and len({p[depth] for p in parts}) == 1:
+    while images and all(len(p) > depth + 2 for p in images) and len({p[depth] for p in images}) == 1:
         depth += 1
-    root = "/".join(parts[0][:depth]) if parts else ""
-    return root, [(p[depth], f) for p, f in zip(parts, files) if len(p) > depth + 1]
+    root = images[0][:depth] if images else ()
+    return "/".join(root), [(p[depth], f) for p, f in zip(parts, files) if p[:depth] == root and len(p) > depth + 1]
 
 
 def _square(img: np.ndarray) -> np.ndarray:

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from emo import distributed
 from emo.cli import HelpFormatter, add_data_option, add_runtime_options, command_line, run_command
 from emo.data import PROJECT_ROOT, PROTOCOLS, Splits
 from emo.model import ModelConfig
@@ -121,11 +123,11 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     if a.init and not a.reference:
         from emo.model import read_checkpoint
         base = ModelConfig.from_dict(read_checkpoint(a.init).get("config", MODEL.to_dict()))
-    widths = tuple(a.widths) if a.widths else base.widths
-    model = ModelConfig() if a.reference else ModelConfig(
-        input_size=a.input_size or base.input_size, stem_channels=a.stem or base.stem_channels, widths=widths,
-        strides=base.strides if widths == base.widths else (2,) * (len(widths) - 1) + (1,),
-        downsample=a.downsample or base.downsample)
+    given = {"input_size": a.input_size, "stem_channels": a.stem, "downsample": a.downsample}
+    changes: dict = {k: v for k, v in given.items() if v is not None}
+    if a.widths:
+        changes.update(widths=tuple(a.widths), strides=(2,) * (len(a.widths) - 1) + (1,))
+    model = ModelConfig() if a.reference else replace(base, **changes)
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.data,
                        amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, teacher=a.teacher,
@@ -167,12 +169,32 @@ def resume_command(argv: Sequence[str], out: Path) -> str:
 def train_from_args(a: argparse.Namespace, argv: list[str] | None = None) -> None:
     """Train as the command line ``a`` (parsed from ``argv``) says, logging to ``train_log.txt``."""
     cfg = config_from_args(a)
+    if a.output_dir is None and os.environ.get("WORLD_SIZE", "1") != "1":
+        raise ValueError("under torchrun, name the output folder (python -m emo.train OUTPUT_DIR ...): "
+                         "each process would pick its own new runs/<date>-<time>/")
     out = Path(a.output_dir) if a.output_dir else new_run_dir()
     a.output_dir = str(out)
-    check_output(out, a.resume, a.overwrite)
+    if os.environ.get("RANK", "0") == "0":  # the process that writes (under torchrun the others wait for it)
+        check_output(out, a.resume, a.overwrite)
     trainer = make_trainer(cfg, out, a.device, progress=not a.no_progress, tune=a.tune)
+    try:
+        if trainer.world.is_main:
+            start_log(trainer, out, argv)
+        trainer.fit(resume=a.resume)
+    finally:
+        distributed.leave()
+
+
+def start_log(trainer: Trainer, out: Path, argv: list[str] | None) -> None:
+    """Begin (or go on with) ``train_log.txt``, have every epoch's row appended to it, and say what runs where."""
+    cfg, w = trainer.cfg, trainer.world
     out.mkdir(parents=True, exist_ok=True)
     notes = "".join(f"# {ext.note}\n" for ext in trainer.extensions if ext.note)
+    spread = ""
+    if w.size > 1:
+        spread = (f"{w.size} processes ({w.backend}), {cfg.batch_size} faces each a step: effective batch "
+                  f"{w.size * cfg.batch_size}, peak lr {cfg.lr:g} as given (not scaled with the batch)")
+        notes += f"# distributed: {spread}\n"
     with open(out / "train_log.txt", "a") as f:
         f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {command_line('emo.train', argv)}\n# device {trainer.device}, "
                 f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
@@ -188,8 +210,8 @@ def train_from_args(a: argparse.Namespace, argv: list[str] | None = None) -> Non
     trainer.on_epoch = log_epoch
     print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "
           f"{len(trainer.train_labels):,} faces) on {trainer.device}, {torch.get_num_threads()} threads; "
-          f"writing {trainer.best_path}" + "".join(f"\n  {ext.note}" for ext in trainer.extensions if ext.note))
-    trainer.fit(resume=a.resume)
+          f"writing {trainer.best_path}" + "".join(f"\n  {ext.note}" for ext in trainer.extensions if ext.note)
+          + (f"\n  {spread}" if spread else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,9 @@ a One-Cycle learning rate, mixed precision where it helps. After each epoch the 
 needed to resume (weights, optimiser, scheduler, history, random state), and training stops early after
 ``patience`` epochs without improvement. At the end the best checkpoint is scored on validation and test.
 
+Under ``torchrun`` the same loop runs in every process, each on its shard of the epoch, with the gradients
+averaged by DistributedDataParallel; only rank 0 writes (:mod:`emo.distributed`).
+
 Everything else is an :class:`Extension` (:mod:`emo.finetune`, :mod:`emo.swa`, :mod:`emo.distill`,
 :mod:`emo.tune`); :func:`emo.train.make_trainer` picks them from the config.
 """
@@ -27,6 +30,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from emo.cli import pick_device
+from emo import distributed
 from emo.data import Splits, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.metrics import accuracy_and_nll, score_checkpoint
@@ -100,7 +104,8 @@ class Trainer:
                  on_epoch: Callable[[dict[str, float]], None] | None = None,
                  extensions: Sequence[Extension] = ()) -> None:
         self.cfg, self.out = cfg, Path(out_dir)
-        self.device = torch.device(pick_device(device))
+        self.world, where = distributed.world(pick_device(device))
+        self.device = torch.device(where)
         self.amp_dtype = autocast_dtype(cfg.amp, self.device)
         self.progress, self.on_epoch, self.extensions = progress, on_epoch, list(extensions)
         self.splits = splits or load_splits(cfg.protocol, cfg.source, cfg.seed)
@@ -117,9 +122,13 @@ class Trainer:
         self.model.normalize = (float(pix.mean()), float(pix.std()))
         self.model.to(self.device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.steps_per_epoch = math.ceil(len(keep) / cfg.batch_size)
+        # under torchrun each process trains on its shard of the epoch (as DistributedSampler pads it)
+        self.steps_per_epoch = math.ceil(math.ceil(len(keep) / self.world.size) / cfg.batch_size)
         for ext in self.extensions:
             ext.setup(self)
+        self.net: torch.nn.Module = self.model  # what training steps call: the model, or under torchrun its DDP
+        if self.world.size > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model)
         schedules = [s for s in (ext.schedule(self) for ext in self.extensions) if s is not None]
         self.sched: torch.optim.lr_scheduler.LRScheduler = schedules[0] if schedules else \
             torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, epochs=cfg.epochs,
@@ -128,6 +137,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.best_acc, self.best_epoch, self.epoch = -1.0, 0, 0
         self.resume_note = ""  # set when a run goes on from best_model.pt because last.pt was lost
+        self.on_step: Callable[[int], None] | None = None  # called after every optimiser step with its number
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -146,6 +156,8 @@ class Trainer:
         return meta
 
     def save_last(self) -> None:
+        if not self.world.is_main:
+            return
         state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "epoch": self.epoch,
                  "history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
                  "torch_rng": torch.get_rng_state()}
@@ -159,13 +171,14 @@ class Trainer:
         Where ``last.pt`` was lost but ``best_model.pt`` is there, go on from the best epoch instead: its
         weights, history and schedule position are restored; the optimiser's moment estimates restart at zero.
         """
-        if not self.last_path.exists() and self.best_path.exists():
+        has_last, has_best = distributed.from_main((self.last_path.exists(), self.best_path.exists()))
+        if not has_last and has_best:
             for ext in self.extensions:
                 if not ext.resumes_from_best:
                     raise FileNotFoundError(f"--resume of this run needs {self.last_path} ({type(ext).__name__}'s "
                                             "state lives only there): start the run again without --resume")
             return self._resume_from_best()
-        ck = read_checkpoint(self.last_path)
+        ck = distributed.from_main(read_checkpoint(self.last_path) if self.world.is_main else None)
         self._load_same_recipe(ck, self.last_path)
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -176,7 +189,7 @@ class Trainer:
             ext.load_state_dict(ck)
 
     def _resume_from_best(self) -> None:
-        ck = read_checkpoint(self.best_path)
+        ck = distributed.from_main(read_checkpoint(self.best_path) if self.world.is_main else None)
         self._load_same_recipe(ck, self.best_path)
         self.epoch = int(ck["epoch"])
         self.history = [row for row in ck["history"] if row["epoch"] <= self.epoch]
@@ -187,7 +200,8 @@ class Trainer:
                 self.sched.step()
         self.resume_note = (f"NOTE: no {self.last_path.name}: going on from {self.best_path.name} after epoch {self.epoch} "
                             "(weights, history and schedule restored; the optimiser's moments restart at zero)")
-        print(self.resume_note, file=sys.stderr)
+        if self.world.is_main:
+            print(self.resume_note, file=sys.stderr)
 
     def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
@@ -213,13 +227,13 @@ class Trainer:
     def train_epoch(self) -> tuple[float, float]:
         cfg, model = self.cfg, self.model
         model.train()
-        g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch)
-        order = torch.randperm(len(self.train_labels), generator=g).to(self.device)
+        g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch + 1_000_003 * self.world.rank)
+        order = self.epoch_order(g)
         mean, std = model.normalize
         n_classes = len(model.classes)
         tot_loss = tot_correct = seen = 0.0
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
-                   leave=False, disable=not self.progress, mininterval=2.0)
+                   leave=False, disable=not (self.progress and self.world.is_main), mininterval=2.0)
         for i in bar:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
@@ -230,7 +244,7 @@ class Trainer:
             x, t = mixup(x, t, cfg.mixup_alpha, g)
             x = x.contiguous(memory_format=torch.channels_last)
             with self.autocast():
-                logits = model(x)
+                logits = self.net(x)
             loss = focal_loss(logits, t[:, :n_classes], cfg.gamma)
             start = n_classes
             for ext, e in zip(self.extensions, extra):
@@ -242,21 +256,44 @@ class Trainer:
             self.scaler.step(self.opt)
             self.scaler.update()
             self.sched.step()
+            if self.on_step:
+                self.on_step(self.epoch * self.steps_per_epoch + i + 1)
             tot_loss += float(loss.detach()) * len(y)
             tot_correct += float((logits.argmax(1) == t[:, :n_classes].argmax(1)).sum())
             seen += len(y)
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+        tot_loss, tot_correct, seen = distributed.sum_over_processes(tot_loss, tot_correct, seen)
         return tot_loss / seen, tot_correct / seen
+
+    def epoch_order(self, g: torch.Generator) -> torch.Tensor:
+        """The training faces of this epoch, in order: a permutation drawn from ``g``, or under torchrun this
+        process's shard of a permutation that all processes draw alike (``DistributedSampler``)."""
+        if self.world.size == 1:
+            return torch.randperm(len(self.train_labels), generator=g).to(self.device)
+        sampler = torch.utils.data.DistributedSampler(range(len(self.train_labels)), self.world.size, self.world.rank,
+                                                      shuffle=True, seed=self.cfg.seed)
+        sampler.set_epoch(self.epoch)
+        return torch.tensor(list(sampler), device=self.device)
+
+    def validate(self, model: Model) -> tuple[float, float]:
+        """(accuracy, mean cross-entropy) on the validation faces; under torchrun each process scores its share
+        and the sums are gathered, so every process gets the same figures (and stops early alike)."""
+        val = self.splits.val
+        mine = slice(self.world.rank, None, self.world.size)
+        acc, nll = accuracy_and_nll(model, val.images[mine], val.labels[mine])
+        n = len(val.labels[mine])
+        right, loss, total = distributed.sum_over_processes(acc * n if n else 0.0, nll * n if n else 0.0, n)
+        return right / total, loss / total
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
+        say = print if self.world.is_main else (lambda *a, **k: None)
         if resume:
             self.resume()
-            print(f"resuming after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
-        val = self.splits.val
+            say(f"resuming after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
         while self.epoch < cfg.epochs and self.epoch - self.best_epoch < cfg.patience:
             t0 = time.time()
             lr = self.opt.param_groups[0]["lr"]
@@ -265,7 +302,7 @@ class Trainer:
             scored = self.model
             for ext in self.extensions:
                 scored = ext.after_epoch(self, extra) or scored
-            val_acc, val_loss = accuracy_and_nll(scored, val.images, val.labels)
+            val_acc, val_loss = self.validate(scored)
             self.epoch += 1
             row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
                    "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0, **extra}
@@ -273,22 +310,27 @@ class Trainer:
             improved = val_acc > self.best_acc
             if improved:
                 self.best_acc, self.best_epoch = val_acc, self.epoch
+            if improved and self.world.is_main:
                 save_checkpoint(scored, self.best_path, epoch=self.epoch, history=self.history,
                                 metrics={"val_acc": val_acc}, **self._meta())
             self.save_last()
             self.write_history()
-            print(f"epoch {self.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+            say(f"epoch {self.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
                   f"val loss {val_loss:.4f} acc {val_acc:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in extra.items())
                   + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}", flush=True)
             if self.on_epoch:
                 self.on_epoch(row)
         if self.epoch - self.best_epoch >= cfg.patience:
-            print(f"early stop: no val improvement for {cfg.patience} epochs (best epoch {self.best_epoch})")
-        self.finish()
+            say(f"early stop: no val improvement for {cfg.patience} epochs (best epoch {self.best_epoch})")
+        if self.world.is_main:
+            self.finish()
+        distributed.wait_for_all()
         return self.history
 
     def write_history(self) -> None:
         """``history.csv``: one row per epoch (the extensions' columns after the loop's own)."""
+        if not self.world.is_main:
+            return
         tmp = self.out / ".history.csv.tmp"
         columns = list(self.HISTORY_FIELDS) + [k for k in self.history[-1] if k not in self.HISTORY_FIELDS]
         with open(tmp, "w", newline="") as f:

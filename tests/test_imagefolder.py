@@ -1,0 +1,165 @@
+"""Datasets of one's own: image folders imported under a name, trained on with --data, fine-tuned with --init."""
+
+import csv
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from emo import data
+from emo.data import PRIVATE_TEST, PUBLIC_TEST, TRAINING, DataImportError, load_dataset, make_splits, make_synthetic
+from emo.faces import sample_photo
+from emo.imagefolder import export_image_folders, merge_classes, read_image_folders
+from emo.model import load_model
+from tests.conftest import tiny_config
+
+CLASSES = ("angry", "happy", "sad")
+
+
+def _face(value: int, shape=(48, 48), colour=False) -> np.ndarray:
+    img = np.full(shape, value, np.uint8)
+    img[shape[0] // 4:shape[0] // 2, shape[1] // 4:3 * shape[1] // 4] = 255 - value
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if colour else img
+
+
+def _write(path, img, ext=".png"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(ext).write_bytes(cv2.imencode(ext, img)[1].tobytes())
+
+
+def _split_folders(root, n=10):
+    """train/ and test/ of three classes: colour and gray, JPEG and PNG, of several sizes."""
+    for k, c in enumerate(CLASSES):
+        for i in range(n):
+            _write(root / "train" / c / f"t{i}", _face(20 * k + i, (60 + i, 50 + 2 * i), colour=i % 2 == 0),
+                   ".jpg" if i % 3 else ".png")
+        for i in range(3):
+            _write(root / "test" / c / f"x{i}", _face(100 + 20 * k + i, (90, 90)))
+    return root
+
+
+def test_train_test_folders_of_any_size_and_colour_import_with_a_seeded_validation_split(tmp_path):
+    root = _split_folders(tmp_path / "mine")
+    (root / "train" / "happy" / "broken.jpg").write_bytes(b"not an image")
+    (root / "train" / "happy" / "notes.txt").write_text("hello")
+    ds = read_image_folders(root, "mine", size=40)
+    assert ds.classes == CLASSES and ds.name == "mine" and ds.images.shape[1:] == (40, 40) and ds.images.dtype == np.uint8
+    assert ds.unreadable == ["train/happy/broken.jpg"]
+    assert ds.skipped == {"not an image file": 1, "unreadable image": 1}
+    # no val/: one training face in ten of each class validates; test/ tests
+    for k in range(3):
+        assert ((ds.labels == k) & (ds.usage == PUBLIC_TEST)).sum() == 1
+        assert ((ds.labels == k) & (ds.usage == TRAINING)).sum() == 9
+        assert ((ds.labels == k) & (ds.usage == PRIVATE_TEST)).sum() == 3
+    again = read_image_folders(root, "mine", size=40)
+    assert np.array_equal(ds.usage, again.usage)  # seeded
+    assert not np.array_equal(ds.usage, read_image_folders(root, "mine", size=40, seed=1).usage)
+    splits = make_splits(ds)  # the standard protocol validates on val and tests on test
+    assert splits.sizes() == {"train": 27, "val": 3, "test": 9} and splits.classes == CLASSES
+
+
+def test_one_folder_of_classes_in_a_zip_is_split_by_class(tmp_path):
+    path = tmp_path / "faces.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for k, c in enumerate(("Neutral", "Contempt")):
+            for i in range(20):
+                zf.writestr(f"export/{c}/{i}.png", cv2.imencode(".png", _face(30 * k + i))[1].tobytes())
+        zf.writestr("__MACOSX/export/Neutral/._0.png", b"resource fork")
+        zf.writestr("export/README.txt", b"read me")
+    ds = read_image_folders(path, "kdef", val_fraction=0.1, test_fraction=0.2)
+    assert ds.classes == ("contempt", "neutral") and len(ds) == 40  # lower-cased, alphabetical
+    assert ds.skipped == {"not in a class folder": 1}
+    for k in range(2):
+        assert [((ds.labels == k) & (ds.usage == u)).sum() for u in (TRAINING, PUBLIC_TEST, PRIVATE_TEST)] == [14, 2, 4]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda r: (r / "train" / "fear").mkdir(), "class folder train/fear/ .* holds no images"),
+    (lambda r: _write(r / "test" / "fear" / "a", _face(9)), r"class\(es\) \['fear'\] .* no train/ folder"),
+    (lambda r: __import__("shutil").rmtree(r / "test"), "no test/<class>/ folders"),
+])
+def test_bad_datasets_get_one_line_errors(tmp_path, make, message):
+    root = _split_folders(tmp_path / "mine", n=3)
+    make(root)
+    with pytest.raises(DataImportError, match=message) as e:
+        read_image_folders(root, "mine")
+    assert "\n" not in str(e.value)
+
+
+def test_duplicates_across_splits_are_warned_and_faces_found_with_detect(tmp_path, capsys):
+    root = _split_folders(tmp_path / "mine", n=3)
+    (root / "test" / "sad" / "copy.png").write_bytes((root / "train" / "sad" / "t0.png").read_bytes())
+    assert data.main(["import", str(root), "--name", "mine", "--data-dir", str(tmp_path / "d")]) == 0
+    assert "1 file(s) have the same bytes as a file of another split" in capsys.readouterr().err
+    _write(root / "train" / "happy" / "photo", sample_photo(), ".jpg")  # a photo, not a cropped face
+    assert data.main(["import", str(root), "--name", "mine", "--detect", "--data-dir", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    ds = data.load_imported("mine", tmp_path / "d")
+    # the flat drawn faces hold no face for the detector: skipped, counted and listed; the photo's face is kept
+    assert "skipped 19 file(s): no face found (--detect)" in out and "test/angry/x0.png" in out
+    assert len(ds) == 1 and ds.usage[0] == TRAINING and ds.labels[0] == CLASSES.index("happy")
+    assert "replacing 19" in out  # the earlier import, replaced only once the new one was complete
+
+
+def test_export_with_merged_classes_imports_again_as_its_own_dataset(tmp_path):
+    syn = make_synthetic(per_class=10)
+    six = merge_classes(syn, {"disgust": "angry"})
+    assert six.classes == ("angry", "fear", "happy", "neutral", "sad", "surprise")
+    assert (six.labels == 0).sum() == 20
+    counts = export_image_folders(six, tmp_path / "six")
+    assert counts == {"train": 49, "val": 14, "test": 7}
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_image_folders(six, tmp_path / "six")  # never writes over a folder
+    back = read_image_folders(tmp_path / "six", "six")
+    assert back.classes == six.classes and np.array_equal(np.sort(back.usage), np.sort(six.usage))
+    with pytest.raises(ValueError, match="no class 'contempt'"):
+        merge_classes(syn, {"contempt": "angry"})
+
+
+def test_a_dataset_of_your_own_in_five_commands(tmp_path, monkeypatch, tiny_model_path, capsys):
+    """import, train (fine-tuned from a 7-class model), evaluate, predict: the README's five commands, in-process."""
+    from emo import evaluate, predict, train
+    six = merge_classes(make_synthetic(per_class=20), {"disgust": "angry"})
+    export_image_folders(six, tmp_path / "folders")
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    assert data.main(["import", str(tmp_path / "folders"), "--name", "six"]) == 0
+    assert data.main(["info"]) == 0 and "six: 140 faces of 48x48, 6 classes" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert train.main([str(run), "--data", "six", "--init", str(tiny_model_path), "--epochs", "1", "--no-progress"]) == 0
+    log = (run / "train_log.txt").read_text()
+    assert "data six" in log and "the linear head (2 tensors) is initialised afresh" in log
+    model = load_model(run / "best_model.pt")
+    start = load_model(tiny_model_path)
+    assert model.classes == six.classes and model.config.widths == start.config.widths  # its architecture adopted
+    assert evaluate.main([str(run / "best_model.pt"), "--no-figures", "--out", str(tmp_path / "ev")]) == 0
+    assert "six, standard protocol" in capsys.readouterr().out  # scored on its own data, unasked
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), sample_photo())
+    assert predict.main([str(photo), "--model", str(run / "best_model.pt"), "--out", str(tmp_path / "pred")]) == 0
+    with open(tmp_path / "pred" / "faces.csv") as f:
+        header = next(csv.reader(f))
+    assert header[-6:] == list(six.classes)  # six bars
+    assert data.main(["import", str(tmp_path / "folders"), "--name", "auto"]) == 2  # a name that means something else
+    with pytest.raises(FileNotFoundError, match="no dataset named 'other'.*imported: six"):
+        load_dataset("other")
+
+
+def test_init_across_class_sets_keeps_the_body_and_starts_the_head_afresh(tmp_path, tiny_model_path):
+    from emo.train import config_from_args, make_trainer, parse_args
+    splits = make_splits(merge_classes(make_synthetic(), {"disgust": "angry"}))
+    t = make_trainer(tiny_config(epochs=1, init=str(tiny_model_path)), tmp_path, "cpu", splits=splits, progress=False)
+    start = load_model(tiny_model_path).state_dict()
+    for k, v in t.model.state_dict().items():
+        if k.startswith("head."):
+            assert v.shape[0] == 6
+        else:
+            assert torch.equal(v, start[k]), k
+    assert "initialised afresh" in t.extensions[0].note
+    # the command line adopts the checkpoint's architecture where no model option is given
+    cfg = config_from_args(parse_args(["out", "--init", str(tiny_model_path)]))
+    assert cfg.model["widths"] == list(load_model(tiny_model_path).config.widths)
+    with pytest.raises(ValueError, match="architecture differs"):
+        make_trainer(tiny_config(init=str(tiny_model_path), model={**tiny_config().model, "stem_channels": 8}),
+                     tmp_path / "x", "cpu", splits=splits, progress=False)
