@@ -83,6 +83,7 @@ class FaceDataset:
     name: str = "fer2013"
     skipped: dict[str, int] = field(default_factory=dict)
     unreadable: list[str] = field(default_factory=list)  # files that could not be decoded (import only)
+    no_face: list[str] = field(default_factory=list)  # images --detect found no face in (import only)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # same bytes in two splits (import only)
 
     def __len__(self) -> int:
@@ -673,9 +674,10 @@ def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = 
         f", replacing {len(before):,} ({split_counts(before)})" if before is not None else ""))
     for why, n in ds.skipped.items():
         print(f"skipped {n:,} file(s): {why}")
-    if ds.unreadable:
-        shown = ", ".join(ds.unreadable[:5]) + (f" and {len(ds.unreadable) - 5:,} more" if len(ds.unreadable) > 5 else "")
-        print(f"skipped: {shown}")
+    for what, files in (("could not read", ds.unreadable), ("found no face in", ds.no_face)):
+        if files:
+            shown = ", ".join(files[:5]) + (f" and {len(files) - 5:,} more" if len(files) > 5 else "")
+            print(f"{what} {len(files):,} image(s), skipped: {shown}")
     if ds.duplicates:
         a, b = ds.duplicates[0]
         print(f"WARNING: {len(ds.duplicates):,} file(s) have the same bytes as a file of another split (e.g. {a} and "

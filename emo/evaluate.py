@@ -178,7 +178,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
 def format_results(r: dict[str, Any]) -> str:
     rows = [("validation", "val"), ("test", "test"), ("reference-protocol test", "reference_test")]
     split_names = {"standard": ("PublicTest", "PrivateTest"), "reference": ("20% of Training", "all test faces")}
-    names = split_names.get(r["protocol"], ("val", "test"))
+    names = split_names.get(r["protocol"], ("val", "test")) if r["dataset"] in ("fer2013", "synthetic") else ("val", "test")
     crop = f", centre crop {r['crop']:g}" if r.get("crop", 1.0) != 1.0 else ""
     lines = [f"{r['model']}: {r['dataset']}, {r['protocol']} protocol, {r['input_size']}x{r['input_size']} input{crop}",
              f"{'split':38s} {'faces':>6s} {'acc':>8s} {'acc TTA':>8s} {'F1':>8s} {'F1 TTA':>8s}"]

@@ -188,7 +188,7 @@ def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False,
     kept = [m for _, _, m in images if m not in dropped]
     skipped.update({"unreadable image": len(unreadable), "no face found (--detect)": len(no_face)})
     return FaceDataset(np.stack(out_img), labels, usage, classes, name,
-                       skipped={k: v for k, v in skipped.items() if v}, unreadable=unreadable + no_face,
+                       skipped={k: v for k, v in skipped.items() if v}, unreadable=unreadable, no_face=no_face,
                        duplicates=_cross_split_duplicates(digests, usage, kept))
 
 

@@ -24,6 +24,12 @@ with zipfile.ZipFile(f"{t}/unreadable.zip", "w") as z:
     z.writestr("train/happy/Training_2.jpg", b"not a jpeg")
     z.writestr("test/happy/PublicTest_3.jpg", ok)
     z.writestr("test/happy/PrivateTest_4.jpg", ok)
+for d, files in {"mine": ["train/happy/a.jpg", "test/happy/b.jpg"], "extra": ["train/happy/a.jpg", "test/happy/b.jpg",
+                 "test/contempt/c.jpg"]}.items():
+    for f in files:
+        os.makedirs(os.path.dirname(f"{t}/{d}/{f}"), exist_ok=True)
+        open(f"{t}/{d}/{f}", "wb").write(ok)
+os.makedirs(f"{t}/mine/train/sad")
 PY
 head -c 1000000 ../shared/data/fer2013.zip > "$T/cut.zip" 2>/dev/null || head -c 1000000 /dev/urandom > "$T/cut.zip"
 head -c 100000 results/best_model.pt > "$T/cut.pt"
@@ -52,6 +58,11 @@ row "a CSV with other columns" python -m emo.data import "$T/wrong.csv" --data-d
 row "label folders named 0-6" python -m emo.data import "$T/numeric" --data-dir "$T/d"
 row "... with --numeric-labels (a partial copy: one class)" python -m emo.data import "$T/numeric" --data-dir "$T/d" --numeric-labels
 row "an image OpenCV cannot read" python -m emo.data import "$T/unreadable.zip" --data-dir "$T/d"
+row "a dataset of one's own with an empty class folder" python -m emo.data import "$T/mine" --name mine --data-dir "$T/d"
+row "... with a class in test/ but not in train/" python -m emo.data import "$T/extra" --name extra --data-dir "$T/d"
+row "a dataset name that means something else" python -m emo.data import "$T/extra" --name auto --data-dir "$T/d"
+row "a dataset that was never imported" python -m emo.train "$T/new3" --data rafdb --epochs 1
+row "merging a class the dataset lacks" python -m emo.data export fer2013 "$T/six" --merge contempt=neutral
 row "no checkpoint there" python -m emo.evaluate "$T/none.pt"
 row "a checkpoint cut short" python -m emo.evaluate "$T/cut.pt"
 row "a text file named .pt" python -m emo.evaluate "$T/notes.pt"
