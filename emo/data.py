@@ -583,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     pi = sub.add_parser("import", formatter_class=HelpFormatter,
                         help="import FER-2013 (zip, tar.gz, folder or fer2013.csv), or with --name any image-folder "
                              "dataset, into data/")
-    pi.add_argument("path")
+    pi.add_argument("path", help="FER-2013's archive, folder or CSV; with --name, your dataset's folder, zip or tar")
     pi.add_argument("--name", default="fer2013",
                     help="the dataset's name (data/NAME.npz, --data NAME); any name but fer2013 reads image folders: "
                          "train/<class>/*, test/<class>/* and optionally val/<class>/*, or one folder of <class>/*")

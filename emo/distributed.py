@@ -63,6 +63,15 @@ def sum_over_processes(*values: float) -> list[float]:
     return t.tolist()
 
 
+def share_buffers(model: torch.nn.Module) -> None:
+    """Give every process rank 0's buffers (batch-norm statistics). DDP hands them out at the start of each
+    training step, but each process then updates them with its own batch; before validating, all processes
+    must hold the very model that rank 0 saves."""
+    if dist.is_initialized():
+        for buf in model.buffers():
+            dist.broadcast(buf, 0)
+
+
 def from_main(obj: Any) -> Any:
     """Rank 0's ``obj`` in every process (what rank 0 read from disk, so the others need not read it)."""
     if not dist.is_initialized():

@@ -204,8 +204,8 @@ def quantize_int8(float_path: str | Path, out: str | Path, faces: np.ndarray, ba
 def calibration_faces(n: int, dataset: str = "", seed: int = 0) -> tuple[np.ndarray, str]:
     """``n`` seeded training faces of ``dataset`` (the one a model was trained on; "": FER-2013 if imported, else
     generated) and that dataset's name."""
-    from emo.data import SOURCES, load_splits
-    splits = load_splits(source=dataset if dataset in SOURCES else "auto")
+    from emo.data import SOURCES, imported_datasets, load_splits
+    splits = load_splits(source=dataset if dataset in (*SOURCES, *imported_datasets()) else "auto")
     idx = np.random.default_rng(seed).permutation(len(splits.train))[:n]
     return splits.train.images[idx], splits.dataset
 

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from emo.cli import pick_device
 from emo import distributed
+from emo.cli import pick_device
 from emo.data import Splits, augment, load_splits, mixup
 from emo.losses import focal_loss
 from emo.metrics import accuracy_and_nll, score_checkpoint
@@ -129,6 +129,7 @@ class Trainer:
         self.net: torch.nn.Module = self.model  # what training steps call: the model, or under torchrun its DDP
         if self.world.size > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model)
+            torch.manual_seed(cfg.seed + 7919 * self.world.rank)  # each process its own dropout masks
         schedules = [s for s in (ext.schedule(self) for ext in self.extensions) if s is not None]
         self.sched: torch.optim.lr_scheduler.LRScheduler = schedules[0] if schedules else \
             torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, epochs=cfg.epochs,
@@ -280,6 +281,9 @@ class Trainer:
         """(accuracy, mean cross-entropy) on the validation faces; under torchrun each process scores its share
         and the sums are gathered, so every process gets the same figures (and stops early alike)."""
         val = self.splits.val
+        if self.world.size == 1:
+            return accuracy_and_nll(model, val.images, val.labels)
+        distributed.share_buffers(model)
         mine = slice(self.world.rank, None, self.world.size)
         acc, nll = accuracy_and_nll(model, val.images[mine], val.labels[mine])
         n = len(val.labels[mine])

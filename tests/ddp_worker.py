@@ -23,17 +23,24 @@ class Interrupted(Exception):
 def main(out: Path) -> None:
     splits = make_splits(make_synthetic())
     cfg = tiny_config(epochs=2, batch_size=32)
-    checks = {"steps": [], "disagreeing_steps": [], "shards": []}
+    checks = {"steps": [], "disagreeing_steps": [], "shards": [], "validated_alike": []}
 
-    def same_weights(step: int) -> None:
-        flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    def agree(tensors) -> bool:
+        flat = torch.cat([t.detach().float().flatten() for t in tensors])
         both = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
         dist.all_gather(both, flat)
+        return all(torch.equal(both[0], other) for other in both[1:])
+
+    def same_weights(step: int) -> None:  # after every optimiser step
         checks["steps"].append(step)
-        if not all(torch.equal(both[0], other) for other in both[1:]):
+        if not agree(trainer.model.parameters()):
             checks["disagreeing_steps"].append(step)
 
+    def same_model(row: dict) -> None:  # after validation: the weights and the batch-norm statistics
+        checks["validated_alike"].append(agree(trainer.model.state_dict().values()))
+
     def stop_after_first_epoch(row: dict) -> None:
+        same_model(row)
         raise Interrupted
 
     trainer = make_trainer(cfg, out, "cpu", splits=splits, progress=False, tune=False)
@@ -47,7 +54,7 @@ def main(out: Path) -> None:
     except Interrupted:
         pass
     trainer = make_trainer(cfg, out, "cpu", splits=splits, progress=False, tune=False)
-    trainer.on_step = same_weights
+    trainer.on_step, trainer.on_epoch = same_weights, same_model
     trainer.fit(resume=True)
     checks["epochs"] = [row["epoch"] for row in trainer.history]
     checks["steps_per_epoch"] = trainer.steps_per_epoch

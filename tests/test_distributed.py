@@ -23,6 +23,8 @@ def test_torchrun_processes_train_their_own_shards_in_step_and_resume(tmp_path):
     assert checks["epochs"] == [1, 2] and checks["world"] == 2
     assert checks["steps"] == list(range(1, 2 * checks["steps_per_epoch"] + 1)) and checks["steps_per_epoch"] == 5
     assert checks["disagreeing_steps"] == []
+    # and each epoch's validation, summed over the processes, scored the very model that rank 0 saves
+    assert checks["validated_alike"] == [True, True]
     assert load_model(tmp_path / "best_model.pt").meta["epoch"] in (1, 2)
 
 
@@ -37,6 +39,8 @@ def test_torchrun_runs_emo_train_with_one_writer(tmp_path):
     assert "2 processes (gloo)" in log and "effective batch 64" in log
     assert sum(line.startswith("{") for line in log.splitlines()) == 2  # one row per epoch, written once
     model = load_model(out / "best_model.pt")  # the usual checkpoint format
+    # validation summed over the processes is the saved model's own score on all the validation faces
+    assert model.meta["history"][model.meta["epoch"] - 1]["val_acc"] == model.meta["metrics"]["val_acc"]
     assert model.meta["train_config"]["batch_size"] == 32 and len(model.classes) == 7
     # the run goes on where it stopped, under torchrun too: two more epochs are refused without --epochs 2
     r = subprocess.run(TORCHRUN + ["-m", "emo.train", str(out), "--data", "synthetic", "--epochs", "2", "--limit", "128",
