@@ -122,6 +122,14 @@ class Splits:
             raise KeyError(f"unknown split {name!r}: use 'train', 'val' or 'test'")
         return getattr(self, name)
 
+    def eval_sample(self, n: int, seed: int = 0) -> "Splits":
+        """These splits with at most ``n`` seeded validation and test faces each (all the training faces): a
+        quick look, e.g. the notebooks under test."""
+        rng = np.random.default_rng(seed)
+        pick = lambda s: s if len(s) <= n else Split(*(a[np.sort(rng.choice(len(s), n, replace=False))]  # noqa: E731
+                                                       for a in (s.images, s.labels)))
+        return Splits(self.train, pick(self.val), pick(self.test), self.classes, self.dataset, self.protocol)
+
 
 # --------------------------------------------------------------------------------------------
 # Import

@@ -14,10 +14,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from emo import distributed
 from emo.data import Splits
 from emo.losses import distillation_loss
 from emo.model import Model, atomic_save, load_model, predict_proba
@@ -80,8 +82,10 @@ class Distill(Extension):
     def setup(self, trainer: Trainer) -> None:
         how = f"distill weight {self.weight:g}, temperature {self.temperature:g}"
         if self.targets_file:
-            probs = teacher_targets(self.teacher_path, trainer.splits, self.targets_file, trainer.device,
-                                    trainer.progress)
+            # under torchrun, rank 0 alone reads or writes the file and hands the predictions to the others
+            probs = distributed.from_main(teacher_targets(self.teacher_path, trainer.splits, self.targets_file,
+                                                          trainer.device, trainer.progress)
+                                          if trainer.world.is_main else None)
             self.soft_targets = torch.as_tensor(probs[trainer.keep]).to(trainer.device)
             self.note = (f"teacher: {self.teacher_path}, its predictions on the clean training faces from "
                          f"{self.targets_file}, {how}")

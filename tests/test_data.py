@@ -190,6 +190,16 @@ def test_synthetic_splits_and_protocols(synthetic):
         make_splits(synthetic, "nope")
 
 
+def test_eval_sample_keeps_the_training_faces_and_a_seeded_few_of_the_rest(synthetic):
+    splits = make_splits(synthetic)
+    few = splits.eval_sample(20)
+    assert few.train is splits.train and few.sizes() == {"train": 294, "val": 20, "test": 20}
+    assert np.array_equal(few.val.labels, splits.eval_sample(20).val.labels)  # seeded
+    images = {tuple(img.ravel()) for img in splits.test.images}
+    assert all(tuple(img.ravel()) in images for img in few.test.images)
+    assert splits.eval_sample(1000).sizes() == splits.sizes()
+
+
 def test_synthetic_classes_differ_visibly(synthetic):
     means = np.stack([synthetic.images[synthetic.labels == k].astype(float).mean(0) for k in range(7)])
     dists = [np.abs(means[i] - means[j]).mean() for i in range(7) for j in range(i + 1, 7)]
