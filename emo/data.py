@@ -197,6 +197,28 @@ def _read_member(path: Path, name: str) -> bytes:
         return f.read()
 
 
+def _read_members(path: Path, names: list[str]) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each file ``names`` lists in the folder, zip or tar ``path``, each archive opened once
+    (a tar is read in one pass, in its own order); a damaged archive raises :func:`_damaged`'s error."""
+    try:
+        if path.is_dir():
+            yield from ((n, (path / n).read_bytes()) for n in names)
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                yield from ((n, zf.read(n)) for n in names)
+        else:
+            wanted = set(names)
+            with tarfile.open(path) as tf:
+                for member in tf:
+                    f = tf.extractfile(member) if member.name in wanted else None
+                    if f is not None:
+                        yield member.name, f.read()
+    except _DAMAGED:
+        if path.is_dir():  # an unpacked folder is not a damaged archive: its own error says what failed
+            raise
+        raise _damaged(path, "zip" if zipfile.is_zipfile(path) else "tar") from None
+
+
 def _decode(buf: bytes) -> np.ndarray | None:
     img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:
@@ -229,26 +251,17 @@ def _import_folders(path: Path, members: list[str], numeric_labels: bool = False
             f"unknown label folder(s) {unknown} in {path}: FER-2013 labels are {list(FER2013_CLASSES)}"
         )
     out_img, out_lab, out_use, unreadable = [], [], [], []
-    opener = None
-    try:
-        if zipfile.is_zipfile(path) and not path.is_dir():
-            opener = zipfile.ZipFile(path)
-        for m, mt in tqdm(images, desc="decoding faces", unit="img", mininterval=1.0):
-            buf = opener.read(m) if opener else _read_member(path, m)
-            img = _decode(buf)
-            if img is None:
-                unreadable.append(m)
-                continue
-            out_img.append(img)
-            out_lab.append(FER2013_CLASSES.index(_label(mt.group(2), numeric_labels)))
-            out_use.append(_usage_from_name(mt.group(1).lower(), mt.group(3)))
-    except _DAMAGED:
-        if path.is_dir():  # an unpacked folder is not a damaged archive: its own error says what failed
-            raise
-        raise _damaged(path, "zip" if opener else "tar") from None
-    finally:
-        if opener:
-            opener.close()
+    found = dict(images)
+    for m, buf in tqdm(_read_members(path, list(found)), total=len(found), desc="decoding faces", unit="img",
+                       mininterval=1.0):
+        img = _decode(buf)
+        if img is None:
+            unreadable.append(m)
+            continue
+        mt = found[m]
+        out_img.append(img)
+        out_lab.append(FER2013_CLASSES.index(_label(mt.group(2), numeric_labels)))
+        out_use.append(_usage_from_name(mt.group(1).lower(), mt.group(3)))
     skipped["unreadable image"] = len(unreadable)
     if not out_img:
         raise DataImportError(f"no readable faces under train/<label>/ or test/<label>/ in {path}")

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from emo.data import (FACE_SIZE, IMAGE_SUFFIXES, PRIVATE_TEST, PUBLIC_TEST, TRAINING, DataImportError, FaceDataset,
-                      _damaged, _DAMAGED, _read_member, _walk_archive)
+                      _read_members, _walk_archive)
 
 #: Folder names of each split (lower-cased), and the usage code its faces are stored with.
 SPLIT_FOLDERS = {"train": TRAINING, "val": PUBLIC_TEST, "valid": PUBLIC_TEST, "validation": PUBLIC_TEST,
@@ -150,30 +150,24 @@ def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False,
                                   f"cannot learn them; add train/{extra[0]}/ or remove them")
 
     cropper = _FaceCropper(size, detect)
-    out_img, out_lab, out_use, unreadable, no_face, digests = [], [], [], [], [], []
-    opener = zipfile.ZipFile(path) if not path.is_dir() and zipfile.is_zipfile(path) else None
-    try:
-        for c, u, m in tqdm(images, desc="decoding faces", unit="img", mininterval=1.0):
-            buf = opener.read(m) if opener else _read_member(path, m)
-            gray = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_GRAYSCALE)
-            if gray is None:
-                unreadable.append(m)
-                continue
-            face = cropper(gray)
-            if face is None:
-                no_face.append(m)
-                continue
-            out_img.append(face)
-            out_lab.append(classes.index(c))
-            out_use.append(u)
-            digests.append(hashlib.sha1(buf).digest())
-    except _DAMAGED:
-        if path.is_dir():
-            raise
-        raise _damaged(path, "zip" if opener else "tar") from None
-    finally:
-        if opener:
-            opener.close()
+    out_img, out_lab, out_use, unreadable, no_face, digests, kept = [], [], [], [], [], [], []
+    where = {m: (c, u) for c, u, m in images}
+    for m, buf in tqdm(_read_members(path, list(where)), total=len(where), desc="decoding faces", unit="img",
+                       mininterval=1.0):
+        gray = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            unreadable.append(m)
+            continue
+        face = cropper(gray)
+        if face is None:
+            no_face.append(m)
+            continue
+        c, u = where[m]
+        out_img.append(face)
+        out_lab.append(classes.index(c))
+        out_use.append(u)
+        digests.append(hashlib.sha1(buf).digest())
+        kept.append(m)
     if not out_img:
         raise DataImportError(f"none of the {len(images):,} images under {path} could be read"
                               + (" or held a face the detector found" if detect else ""))
@@ -184,8 +178,6 @@ def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False,
     elif not (usage == PUBLIC_TEST).any():
         train = np.flatnonzero(usage == TRAINING)
         usage[train[seeded_split(labels[train], val_fraction, 0.0, seed) == PUBLIC_TEST]] = PUBLIC_TEST
-    dropped = set(unreadable) | set(no_face)
-    kept = [m for _, _, m in images if m not in dropped]
     skipped.update({"unreadable image": len(unreadable), "no face found (--detect)": len(no_face)})
     return FaceDataset(np.stack(out_img), labels, usage, classes, name,
                        skipped={k: v for k, v in skipped.items() if v}, unreadable=unreadable, no_face=no_face,

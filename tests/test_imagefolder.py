@@ -1,6 +1,7 @@
 """Datasets of one's own: image folders imported under a name, trained on with --data, fine-tuned with --init."""
 
 import csv
+import tarfile
 import zipfile
 
 import cv2
@@ -58,6 +59,12 @@ def test_train_test_folders_of_any_size_and_colour_import_with_a_seeded_validati
     assert not np.array_equal(ds.usage, read_image_folders(root, "mine", size=40, seed=1).usage)
     splits = make_splits(ds)  # the standard protocol validates on val and tests on test
     assert splits.sizes() == {"train": 27, "val": 3, "test": 9} and splits.classes == CLASSES
+    with tarfile.open(tmp_path / "mine.tar.gz", "w:gz") as tf:  # the same folders as a tar.gz, read in one pass
+        tf.add(root, arcname="mine")
+    packed = read_image_folders(tmp_path / "mine.tar.gz", "mine", size=40)
+    order = np.lexsort((packed.usage, packed.labels, packed.images.reshape(len(packed), -1).sum(1)))
+    order0 = np.lexsort((ds.usage, ds.labels, ds.images.reshape(len(ds), -1).sum(1)))
+    assert np.array_equal(packed.images[order], ds.images[order0]) and packed.unreadable == ["mine/" + ds.unreadable[0]]
 
 
 def test_one_folder_of_classes_in_a_zip_is_split_by_class(tmp_path):
