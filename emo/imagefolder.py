@@ -84,7 +84,7 @@ class _FaceCropper:
         self.size = size
         if detect:
             from emo.faces import HaarDetector
-            self.detector: HaarDetector | None = HaarDetector(detect_width=None)
+            self.detector: HaarDetector | None = HaarDetector()  # as the demos run it
         else:
             self.detector = None
 
