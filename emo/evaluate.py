@@ -102,9 +102,9 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         tune: bool = False, device: str | None = None) -> dict[str, Any]:
     """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
 
-    ``source``: the dataset (``--data``); None scores the model on the dataset it was trained on where this checkout
-    has it (:func:`emo.data.data_for_model`). Writes ``metrics.json``, the report and figures to ``out_dir`` (nothing when None). With
-    ``default_out`` they go beside the model, unless the data is not what the model was trained on
+    ``source`` is the dataset (``--data``); None scores the model on the dataset it was trained on, where this
+    checkout has it (:func:`emo.data.data_for_model`). Writes ``metrics.json``, the report and figures to
+    ``out_dir`` (nothing when None). With ``default_out`` they go beside the model, unless the data is not what the model was trained on
     (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay intact.
     With ``tune`` the checkpoint's inference settings (centre crop, BN statistics) are first chosen on the
     validation split (as training does at its end) and written to a new checkpoint beside it,
