@@ -31,7 +31,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
@@ -157,44 +157,32 @@ def _damaged(path: Path, kind: str) -> DataImportError:
                            f"({path.stat().st_size:,} bytes read): download it again")
 
 
-def _walk_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
-    """Yield (member name, bytes) for files in a zip, tar(.gz) or directory; bytes read lazily."""
+def _list_archive(path: Path) -> tuple[list[str], list[str]]:
+    """The files and the folders in a zip, tar(.gz) or directory, as posix paths relative to it (one pass)."""
     if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file()]
+        found = sorted(path.rglob("*"))
+        files = [p.relative_to(path).as_posix() for p in found if p.is_file()]
         if not files:
             raise DataImportError(f"{path} is an empty folder: give the folder that holds train/ and test/")
-        for p in files:
-            yield p.relative_to(path).as_posix(), None
-        return
+        return files, [p.relative_to(path).as_posix() for p in found if p.is_dir()]
     with open(path, "rb") as f:
         head = f.read(8)
     kind = next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
-                names = [info.filename for info in zf.infolist() if not info.is_dir()]
-        elif tarfile.is_tarfile(path):
+                infos = zf.infolist()
+            return ([i.filename for i in infos if not i.is_dir()],
+                    [i.filename.rstrip("/") for i in infos if i.is_dir()])
+        if tarfile.is_tarfile(path):
             with tarfile.open(path) as tf:
-                names = [m.name for m in tf.getmembers() if m.isfile()]
-        elif kind:
+                members = tf.getmembers()
+            return [m.name for m in members if m.isfile()], [m.name for m in members if m.isdir()]
+        if kind:
             raise _damaged(path, kind)
-        else:
-            raise DataImportError(f"{path} is not a zip, tar archive, folder or CSV file")
+        raise DataImportError(f"{path} is not a zip, tar archive, folder or CSV file")
     except _DAMAGED:
         raise _damaged(path, kind or "tar") from None
-    yield from ((n, None) for n in names)
-
-
-def _read_member(path: Path, name: str) -> bytes:
-    if path.is_dir():
-        return (path / name).read_bytes()
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return zf.read(name)
-    with tarfile.open(path) as tf:
-        f = tf.extractfile(name)
-        assert f is not None
-        return f.read()
 
 
 def _read_members(path: Path, names: list[str]) -> Iterator[tuple[str, bytes]]:
@@ -312,12 +300,13 @@ def read_fer2013(path: str | os.PathLike, numeric_labels: bool = False) -> FaceD
     if path.suffix.lower() == ".csv":
         with open(path, newline="") as f:
             return _import_csv(f, str(path))
-    members = [m for m, _ in _walk_archive(path)]
+    members, _ = _list_archive(path)
     if any(_MEMBER.search(m) for m in members):
         return _import_folders(path, members, numeric_labels)
     csvs = [m for m in members if m.lower().endswith(".csv") and "fer2013" in m.lower()]
     if csvs:
-        with io.TextIOWrapper(io.BytesIO(_read_member(path, csvs[0])), newline="") as f:
+        _, buf = next(_read_members(path, csvs[:1]))
+        with io.TextIOWrapper(io.BytesIO(buf), newline="") as f:
             return _import_csv(f, f"{path}:{csvs[0]}")
     raise DataImportError(
         f"{path} holds neither train/<label>/ and test/<label>/ image folders nor fer2013.csv"
@@ -353,13 +342,26 @@ def imported_datasets(data_dir: str | os.PathLike | None = None) -> list[str]:
                   if not f.name.endswith(".tmp.npz") and _DATASET_NAME.fullmatch(f.stem))
 
 
+def import_dataset(path: str | os.PathLike, name: str = "fer2013", data_dir: str | os.PathLike | None = None,
+                   numeric_labels: bool = False, **folders: Any) -> FaceDataset:
+    """Import ``path`` into ``data_dir/<name>.npz``: FER-2013 (:func:`read_fer2013`, with ``numeric_labels``) for
+    ``name="fer2013"``, else an image-folder dataset (:func:`emo.imagefolder.read_image_folders`, which takes the
+    ``folders`` options). Any earlier import is replaced only once the new copy is complete (a failed or
+    interrupted import leaves it as it was)."""
+    out = dataset_file(name, data_dir)
+    if name == "fer2013":
+        ds = read_fer2013(path, numeric_labels)
+    else:
+        from emo.imagefolder import read_image_folders
+        ds = read_image_folders(path, name, **folders)
+    save_dataset(ds, out)
+    return ds
+
+
 def import_fer2013(path: str | os.PathLike, data_dir: str | os.PathLike | None = None,
                    numeric_labels: bool = False) -> FaceDataset:
-    """Import FER-2013 from ``path`` into ``data_dir/fer2013.npz``, replacing any earlier import only once the
-    new copy is complete (a failed or interrupted import leaves the earlier one as it was)."""
-    ds = read_fer2013(path, numeric_labels)
-    save_dataset(ds, Path(data_dir or DATA_DIR) / DATASET_FILE)
-    return ds
+    """Import FER-2013 from ``path`` into ``data_dir/fer2013.npz`` (:func:`import_dataset`)."""
+    return import_dataset(path, "fer2013", data_dir, numeric_labels)
 
 
 def load_imported(name: str, data_dir: str | os.PathLike | None = None) -> FaceDataset:
@@ -685,12 +687,8 @@ def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = 
     before = load_imported(name, data_dir) if out.exists() else None
     print(f"importing {path} into {out}" + (f" (it holds {len(before):,} faces now, kept until the new copy "
                                              "is complete)" if before is not None else ""))
-    if name == "fer2013":
-        ds = read_fer2013(path, numeric_labels)
-    else:
-        from emo.imagefolder import read_image_folders
-        ds = read_image_folders(path, name, detect, size, val_fraction, test_fraction, seed)
-    save_dataset(ds, out)
+    ds = import_dataset(path, name, data_dir, numeric_labels, detect=detect, size=size, val_fraction=val_fraction,
+                        test_fraction=test_fraction, seed=seed)
     print(f"imported {len(ds):,} faces into {out}" + (
         f", replacing {len(before):,} ({split_counts(before)})" if before is not None else ""))
     for why, n in ds.skipped.items():

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import zipfile
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
@@ -31,25 +30,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from emo.data import (FACE_SIZE, IMAGE_SUFFIXES, PRIVATE_TEST, PUBLIC_TEST, TRAINING, DataImportError, FaceDataset,
-                      _read_members, _walk_archive)
+                      _list_archive, _read_members)
+from emo.faces import HaarDetector, crop_faces
 
 #: Folder names of each split (lower-cased), and the usage code its faces are stored with.
 SPLIT_FOLDERS = {"train": TRAINING, "val": PUBLIC_TEST, "valid": PUBLIC_TEST, "validation": PUBLIC_TEST,
                  "test": PRIVATE_TEST}
 SPLIT_NAMES = {TRAINING: "train", PUBLIC_TEST: "val", PRIVATE_TEST: "test"}
 _SPLIT_MEMBER = re.compile(r"(?:^|/)(train|val|valid|validation|test)/([^/]+)/(.+)$", re.IGNORECASE)
-
-
-def _archive_dirs(path: Path) -> list[str]:
-    """The folders inside ``path`` (a folder, zip or tar), as posix paths relative to it."""
-    if path.is_dir():
-        return [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_dir()]
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return [n.rstrip("/") for n in zf.namelist() if n.endswith("/")]
-    import tarfile
-    with tarfile.open(path) as tf:
-        return [m.name for m in tf.getmembers() if m.isdir()]
 
 
 def _hidden(member: str) -> bool:
@@ -82,18 +70,13 @@ class _FaceCropper:
 
     def __init__(self, size: int, detect: bool) -> None:
         self.size = size
-        if detect:
-            from emo.faces import HaarDetector
-            self.detector: HaarDetector | None = HaarDetector()  # as the demos run it
-        else:
-            self.detector = None
+        self.detector = HaarDetector() if detect else None  # as the demos run it
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
         if self.detector is None:
             face = _square(gray)
             interp = cv2.INTER_AREA if face.shape[0] > self.size else cv2.INTER_LINEAR
             return cv2.resize(face, (self.size, self.size), interpolation=interp)
-        from emo.faces import crop_faces
         boxes = self.detector(gray)
         if len(boxes) == 0:
             return None
@@ -112,19 +95,18 @@ def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False,
             raise ValueError(f"{what}={value} must be in [0, 1)")
     if not 16 <= size <= 512:
         raise ValueError(f"size={size}: store faces at 16 to 512 pixels (48 is FER-2013's)")
-    files = [m for m, _ in _walk_archive(path) if not _hidden(m)]
+    listed, folders = _list_archive(path)
+    files = [m for m in listed if not _hidden(m)]
     split = [(m, mt) for m, mt in ((m, _SPLIT_MEMBER.search(m)) for m in files) if mt]
     if split:
         found = [(mt.group(2).lower(), SPLIT_FOLDERS[mt.group(1).lower()], m) for m, mt in split]
         layout = "split"
-        class_dirs = {d for d in _archive_dirs(path) if not _hidden(d) and
-                      PurePosixPath(d).parent.name.lower() in SPLIT_FOLDERS}
+        class_dirs = {d for d in folders if not _hidden(d) and PurePosixPath(d).parent.name.lower() in SPLIT_FOLDERS}
     else:
         root, by_class = _class_layout(files)
         found = [(c.lower(), -1, m) for c, m in by_class]
         layout = "classes"
-        class_dirs = {d for d in _archive_dirs(path) if not _hidden(d) and PurePosixPath(d).parent.as_posix() ==
-                      (root or ".")}
+        class_dirs = {d for d in folders if not _hidden(d) and PurePosixPath(d).parent.as_posix() == (root or ".")}
     images = [(c, u, m) for c, u, m in found if Path(m).suffix.lower() in IMAGE_SUFFIXES]
     skipped = {"not an image file": len(found) - len(images), "not in a class folder": len(files) - len(found)}
     if not images:
@@ -226,7 +208,7 @@ def export_image_folders(ds: FaceDataset, out: str | os.PathLike) -> dict[str, i
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty: give a new folder")
     counts: dict[str, int] = defaultdict(int)
-    for code, split in SPLIT_NAMES.items():
+    for split in SPLIT_NAMES.values():
         for c in ds.classes:
             (out / split / c).mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(len(ds)), desc="writing faces", unit="img", mininterval=1.0):
