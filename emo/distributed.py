@@ -35,21 +35,26 @@ class World:
         return self.rank == 0
 
 
+def launched() -> World:
+    """What ``torchrun`` set in this process's environment (rank 0 of 1 without it), before any group is joined."""
+    env = os.environ
+    return World(int(env.get("RANK", "0")), int(env.get("WORLD_SIZE", "1")), int(env.get("LOCAL_RANK", "0")))
+
+
 def world(device: str) -> tuple[World, str]:
     """This process's :class:`World` and the device it trains on (``cuda:LOCAL_RANK`` under torchrun on CUDA).
 
     Joins the process group ``torchrun`` describes in the environment (where none is joined yet); without
     ``torchrun`` (no ``WORLD_SIZE`` above 1) nothing is joined and the run is the usual single process."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1 and not dist.is_initialized():
+    env = launched()
+    if env.size <= 1 and not dist.is_initialized():
         return World(), device
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.startswith("cuda"):
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
+        torch.cuda.set_device(env.local_rank)
+        device = f"cuda:{env.local_rank}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return World(dist.get_rank(), dist.get_world_size(), local, dist.get_backend()), device
+    return World(dist.get_rank(), dist.get_world_size(), env.local_rank, dist.get_backend()), device
 
 
 def sum_over_processes(*values: float) -> list[float]:

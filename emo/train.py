@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import time
@@ -169,12 +168,12 @@ def resume_command(argv: Sequence[str], out: Path) -> str:
 def train_from_args(a: argparse.Namespace, argv: list[str] | None = None) -> None:
     """Train as the command line ``a`` (parsed from ``argv``) says, logging to ``train_log.txt``."""
     cfg = config_from_args(a)
-    if a.output_dir is None and os.environ.get("WORLD_SIZE", "1") != "1":
+    if a.output_dir is None and distributed.launched().size > 1:
         raise ValueError("under torchrun, name the output folder (python -m emo.train OUTPUT_DIR ...): "
                          "each process would pick its own new runs/<date>-<time>/")
     out = Path(a.output_dir) if a.output_dir else new_run_dir()
     a.output_dir = str(out)
-    if os.environ.get("RANK", "0") == "0":  # the process that writes (under torchrun the others wait for it)
+    if distributed.launched().is_main:  # the process that writes (under torchrun the others wait for it)
         check_output(out, a.resume, a.overwrite)
     trainer = make_trainer(cfg, out, a.device, progress=not a.no_progress, tune=a.tune)
     try:
