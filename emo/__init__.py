@@ -3,16 +3,34 @@
     from emo import load_model, predict_proba
     model = load_model()                      # results/best_model.pt, eval mode
     probs = predict_proba(model, faces)       # uint8 N x H x W -> N x len(model.classes)
+
+The package, lowest layer first (a module imports only modules above it in this list; ``tests/test_layout.py``
+checks it). The course's core, what the lessons teach:
+
+- ``files``: paths and the one atomic writer;   ``network``: Mini-Xception, a pure ``nn.Module``;
+- ``preprocess``: how a face becomes the network's input;   ``synthetic``, ``datasets``, ``importers``,
+  ``splits``, ``augment``: data;   ``losses``;   ``faces``: detection and crops;
+- ``checkpoint``: one schema, save, read;   ``model``: ``load_model``, ``predict_proba``, ensembles;
+- ``evaluation``: scores;   ``hooks``, ``recipe``, ``trainer``: training;   ``pipeline``, ``video``: the demos'
+  frame pipeline;   ``plots``, ``saliency``: figures and Grad-CAM.
+
+The tools on top, through the hook rule of :mod:`emo.hooks`: ``finetune`` (``--init``), ``swa``, ``distill``,
+``inference_search``, ``soup``, ``ensemble``, ``onnx_model``, ``distributed`` (torchrun), ``peers``, ``bench``,
+``ablation``. The commands and apps: ``train``, ``evaluate``, ``predict``, ``data``, ``export``, ``app``,
+``widget``, ``nbclean``, with ``cli`` (what they share).
 """
 
-from emo.model import DEFAULT_MODEL, Ensemble, MiniXception, ModelConfig, build_model, load_model, predict_proba
+import os
+
+from emo.model import DEFAULT_MODEL, Ensemble, load_model, predict_proba
+from emo.network import MiniXception, ModelConfig, build_model
 
 
 def quick_mode() -> bool:
     """True under test (``EMO_QUICK=1``, set by the test suite): notebooks then train briefly and say so."""
-    import os
     return os.environ.get("EMO_QUICK") == "1"
 
 
-__all__ = ["quick_mode", "DEFAULT_MODEL", "Ensemble", "MiniXception", "ModelConfig", "build_model", "load_model", "predict_proba"]
+__all__ = ["quick_mode", "DEFAULT_MODEL", "Ensemble", "MiniXception", "ModelConfig", "build_model", "load_model",
+           "predict_proba"]
 __version__ = "0.1.0"

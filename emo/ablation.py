@@ -13,7 +13,6 @@ run behind notebook 02's table is in the lab log, ``experiments/ablation/``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 import time
@@ -23,13 +22,20 @@ from typing import Any
 import torch
 
 from emo.bench import flops_per_face
-from emo.cli import HelpFormatter, add_data_option, add_runtime_options, command_line, run_command
-from emo.data import PROJECT_ROOT, load_splits
-from emo.model import ModelConfig, count_parameters, load_model
-from emo.recipe import TrainConfig
-from emo.train import check_output, make_trainer
+from emo.cli import (
+    add_data_option,
+    add_runtime_options,
+    command_line,
+    parser,
+    run_command,
+)
+from emo.files import RUNS_DIR, write_csv, write_text
+from emo.model import load_model
+from emo.network import ModelConfig, count_parameters
+from emo.splits import load_splits
+from emo.train import TrainConfig, check_output, make_trainer
 
-DEFAULT_ABLATION = PROJECT_ROOT / "runs" / "ablation"
+DEFAULT_ABLATION = RUNS_DIR / "ablation"
 FIELDS = ("input_size", "params", "mflops", "train_faces", "epochs", "seconds_per_epoch", "best_epoch", "val_acc",
           "val_acc_tta")
 INT_FIELDS = {"input_size", "params", "train_faces", "epochs", "best_epoch"}
@@ -73,11 +79,7 @@ def run_ablation(sizes: list[int], out_dir: str | Path | None = None, epochs: in
 
 def write_results(rows: list[dict[str, Any]], out: Path, dataset: str, command: str) -> None:
     """``ablation.csv`` and a ``README.md`` with the table and the command that made it."""
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "ablation.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "ablation.csv", FIELDS, rows)
     lines = [
         "# Input-size ablation", "",
         f"Written by `{command}` on {time.strftime('%Y-%m-%d')} "
@@ -94,7 +96,7 @@ def write_results(rows: list[dict[str, Any]], out: Path, dataset: str, command: 
                      f"{100 * r['val_acc']:.2f}% | {100 * r['val_acc_tta']:.2f}% |")
     lines += ["", f"Each row trained on {rows[0]['train_faces']:,} faces; per-epoch curves are in "
               "`size<N>/history.csv`."]
-    (out / "README.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "README.md", "\n".join(lines) + "\n")
 
 
 def load_results(out_dir: str | Path = DEFAULT_ABLATION) -> list[dict[str, Any]]:
@@ -107,8 +109,7 @@ def load_results(out_dir: str | Path = DEFAULT_ABLATION) -> list[dict[str, Any]]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.ablation", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = parser("emo.ablation", __doc__)
     p.add_argument("output_dir", nargs="?", default=None,
                    help="default runs/ablation/")
     p.add_argument("--sizes", type=int, nargs="+", default=[48, 64, 128], help="input sizes to train at")
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace the checkpoints of an earlier ablation there")
     a = p.parse_args(argv)
     return run_command(lambda: run_ablation(a.sizes, a.output_dir, a.epochs, a.limit, a.seed, a.data, a.device,
-                                            not a.no_progress, command_line("emo.ablation", argv), a.overwrite), a.threads)
+                                            not a.no_progress, command_line("emo.ablation", argv), a.overwrite),
+                       a.threads)
 
 
 if __name__ == "__main__":

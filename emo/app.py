@@ -1,9 +1,9 @@
 """PyQt5 desktop demo: webcam (or a video file / image), faces boxed with their emotion.
 
     python -m emo.app                                  # results/best_model.pt, camera 0
-    python -m emo.app path/to/best_model.pt --source clip.mp4
-    python -m emo.app --source photo.jpg --device cuda
-    python -m emo.app --model ensemble --runtime onnx --source clip.mp4   # on ONNX Runtime
+    python -m emo.app path/to/best_model.pt --input clip.mp4
+    python -m emo.app --input photo.jpg --device cuda
+    python -m emo.app --model ensemble --runtime onnx --input clip.mp4   # on ONNX Runtime
 
 A worker thread captures, detects and classifies (one 640x480 frame with one face: the demo rows of
 results/benchmarks.md); the window shows each frame whole, letterboxed, with a side panel of each face's
@@ -22,14 +22,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command
-from emo.faces import EmotionPipeline, FpsMeter, FrameSource, Pacer, SourceError, faces_html, live_pipeline
+from emo.cli import (
+    FEW_FACES_THREADS,
+    add_model_option,
+    add_runtime_options,
+    chosen_model,
+    open_model,
+    parser,
+    run_command,
+)
 from emo.model import DEFAULT_MODEL, Model, load_model, model_device
+from emo.pipeline import EmotionPipeline, faces_html, live_pipeline
+from emo.video import FpsMeter, FrameSource, Pacer, SourceError
 
 try:
     from PyQt5.QtCore import Qt, QTimer, pyqtSignal
     from PyQt5.QtGui import QImage, QPixmap
-    from PyQt5.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QSizePolicy, QWidget
+    from PyQt5.QtWidgets import (
+        QApplication,
+        QHBoxLayout,
+        QLabel,
+        QMainWindow,
+        QSizePolicy,
+        QWidget,
+    )
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("the desktop demo needs PyQt5: pip install PyQt5") from e
 
@@ -201,17 +217,17 @@ def check_window_libraries() -> None:
     """One line that names the fix, instead of Qt's abort ("Could not load the Qt platform plugin xcb")."""
     missing = missing_window_libraries()
     if missing:
-        raise FileNotFoundError(f"Qt needs {', '.join(missing)} to open a window: sudo apt-get install {' '.join(missing)} "
+        raise FileNotFoundError(f"Qt needs {', '.join(missing)} to open a window: "
+                                f"sudo apt-get install {' '.join(missing)} "
                                 "(or run without a window: python -m emo.predict)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.app", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("model_path", nargs="?", default=None,
-                   help="a best_model.pt or .onnx file, or a shipped model: default or ensemble (default: default)")
-    p.add_argument("--model", default=None, help="the same as MODEL_PATH")
-    p.add_argument("--source", default="0", help="camera index (default 0), a video file or an image")
+    p = parser("emo.app", __doc__)
+    add_model_option(p, positional=True)
+    p.add_argument("--input", default="0", metavar="CAMERA|FILE",
+                   help="a camera's index (default 0), a video file or a photo")
+    p.add_argument("--source", dest="input", help=argparse.SUPPRESS)  # (its first name)
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
     add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
@@ -219,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def run() -> int:
         check_window_libraries()
-        model = open_model(a.model or a.model_path or "default", a)
-        return run_app(model, a.source, str(model_device(model)), a.smoothing, a.frames)
+        model = open_model(chosen_model(a), a)
+        return run_app(model, a.input, str(model_device(model)), a.smoothing, a.frames)
     return run_command(run, a.threads)
 
 

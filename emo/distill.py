@@ -14,16 +14,22 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from emo import distributed
-from emo.data import Splits
+from emo.files import write_with
+from emo.hooks import Extension, Option
 from emo.losses import distillation_loss
-from emo.model import Model, atomic_save, load_model, predict_proba
-from emo.trainer import Extension, Trainer
+from emo.model import Model, load_model, predict_proba
+from emo.preprocess import preprocessing_of
+from emo.splits import Splits
+
+if TYPE_CHECKING:
+    from emo.trainer import Trainer
 
 
 def load_teacher(path: str | Path, classes: tuple[str, ...], device: str | torch.device = "cpu",
@@ -66,20 +72,51 @@ def teacher_targets(teacher: str | Path, splits: Splits, path: str | Path, devic
     faces, step = splits.train.images, 1024
     probs = np.concatenate([predict_proba(model, faces[i:i + step], tta=True) for i in tqdm(
         range(0, len(faces), step), desc="teacher predictions", unit="chunk", disable=not progress, mininterval=2.0)])
-    atomic_save({"teacher": str(teacher), "faces_sha1": digest, "classes": list(splits.classes),
-                 "probs": torch.as_tensor(probs, dtype=torch.float32)}, path)
+    saved = {"teacher": str(teacher), "faces_sha1": digest, "classes": list(splits.classes),
+             "probs": torch.as_tensor(probs, dtype=torch.float32)}
+    write_with(path, lambda f: torch.save(saved, f))
     return probs
 
 
 class Distill(Extension):
     """Add the distillation loss towards ``teacher`` (a checkpoint path), online or from ``targets_file``."""
 
+    key = "distill"
+    options = (
+        Option("teacher", "", "knowledge distillation: pull the predictions towards this model's or ensemble's "
+               "(a path, or a shipped model's name: default, ensemble), shown the same augmented batches",
+               str, "CHECKPOINT"),
+        Option("distill_weight", 1.0, "with --teacher: weight of the distillation loss (the focal loss on the labels "
+               "gets 1 - it)", float),
+        Option("temperature", 1.0, "with --teacher: softmax temperature of the distillation loss", float),
+        Option("teacher_targets", "", "with --teacher: distil towards the teacher's predictions on the clean training "
+               "faces, computed once into FILE (or read from it), instead of a teacher pass on every batch", str,
+               "FILE"),
+    )
+
+    @classmethod
+    def wanted(cls, cfg: Any) -> bool:
+        return bool(cfg.teacher)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Distill":
+        return cls(cfg.teacher, cfg.distill_weight, cfg.temperature, cfg.teacher_targets)
+
+    @classmethod
+    def check(cls, cfg: Any) -> None:
+        if not 0 <= cfg.distill_weight <= 1:
+            raise ValueError(f"distill_weight={cfg.distill_weight} must be between 0 and 1")
+        if not cfg.temperature > 0 or cfg.temperature == float("inf"):
+            raise ValueError(f"temperature={cfg.temperature} must be a finite number > 0")
+        if cfg.teacher_targets and not cfg.teacher:
+            raise ValueError("teacher_targets holds a teacher's predictions: pass teacher (--teacher CHECKPOINT) too")
+
     def __init__(self, teacher: str, weight: float = 1.0, temperature: float = 1.0, targets_file: str = "") -> None:
         self.teacher_path, self.weight, self.temperature, self.targets_file = teacher, weight, temperature, targets_file
         self.teacher: Model | None = None
         self.soft_targets: torch.Tensor | None = None  # the teacher's predictions on each training face (N x C)
 
-    def setup(self, trainer: Trainer) -> None:
+    def setup(self, trainer: "Trainer") -> None:
         how = f"distill weight {self.weight:g}, temperature {self.temperature:g}"
         if self.targets_file:
             # under torchrun, rank 0 alone reads or writes the file and hands the predictions to the others
@@ -95,21 +132,21 @@ class Distill(Extension):
             val = self.teacher.meta.get("metrics", {}).get("val_acc", float("nan"))
             self.note = f"teacher: {self.teacher_path} ({type(self.teacher).__name__}, val acc {val:.4f}), {how}"
 
-    def batch_targets(self, trainer: Trainer, idx: torch.Tensor) -> torch.Tensor | None:
+    def batch_targets(self, trainer: "Trainer", idx: torch.Tensor) -> torch.Tensor | None:
         return None if self.soft_targets is None else self.soft_targets[idx]
 
     @torch.no_grad()
-    def teacher_logits(self, trainer: Trainer, x: torch.Tensor) -> torch.Tensor:
+    def teacher_logits(self, trainer: "Trainer", x: torch.Tensor) -> torch.Tensor:
         """The teacher's logits (an ensemble's: log mean probability) for the student's normalised batch ``x``."""
         assert self.teacher is not None
-        mean, std = trainer.model.normalize
-        tmean, tstd = self.teacher.normalize
+        mean, std = preprocessing_of(trainer.model).normalize
+        tmean, tstd = preprocessing_of(self.teacher).normalize
         if (tmean, tstd) != (mean, std):  # the same pixels under the teacher's own normalisation
             x = (x * std + mean - tmean) / tstd
         with trainer.autocast():
             return self.teacher(x).float()
 
-    def loss(self, trainer: Trainer, logits: torch.Tensor, x: torch.Tensor, loss: torch.Tensor,
+    def loss(self, trainer: "Trainer", logits: torch.Tensor, x: torch.Tensor, loss: torch.Tensor,
              targets: torch.Tensor | None) -> torch.Tensor:
         teacher_logp = targets.clamp_min(1e-8).log() if targets is not None else self.teacher_logits(trainer, x)
         return self.weight * distillation_loss(logits, teacher_logp, self.temperature) + (1 - self.weight) * loss

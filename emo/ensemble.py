@@ -14,7 +14,6 @@ chooses; the test split is scored once, at the end.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -25,13 +24,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from emo import checkpoint
 from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
-from emo.data import PROJECT_ROOT
-from emo.model import CHECKPOINT_VERSION, Ensemble, atomic_save, file_sha256, model_from_checkpoint, predict_proba
+from emo.evaluation import labels_in_model_order, split_accuracies
+from emo.files import RUNS_DIR, file_sha256, write_with
+from emo.model import Ensemble, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
-from emo.metrics import labels_in_model_order, split_accuracies, training_runs
 
-DEFAULT_ENSEMBLE = PROJECT_ROOT / "runs" / "ensemble" / "best_model.pt"
+DEFAULT_ENSEMBLE = RUNS_DIR / "ensemble" / "best_model.pt"
 #: A member's own record that describes the member, not the ensemble: kept per member in ``ensemble``.
 MEMBER_KEYS = ("crop", "bn", "inference_search", "metrics", "soup")
 
@@ -80,11 +80,24 @@ def copy_members(paths: Sequence[Path], folder: Path, overwrite: bool = False) -
         dst = folder / f"{k}-{src.parent.name if src.name == 'best_model.pt' and src.parent.name else src.stem}.pt"
         if dst.exists() and file_sha256(dst) != file_sha256(src):
             refuse_to_replace(dst, overwrite)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with open(src, "rb") as f:
+            write_with(dst, lambda out: shutil.copyfileobj(f, out))  # noqa: B023 (called at once)
         copies.append(dst)
     return copies
+
+
+def rounds_record(rows: list[dict[str, Any]], paths: Sequence[str | Path], cks: list[dict[str, Any]]) -> list[dict]:
+    """The ``ensemble`` record's rows: each round's candidate path, its scores and its own inference settings."""
+    return [{"path": str(paths[r["index"]]), **{k: v for k, v in r.items() if k != "index"},
+             **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
+
+
+def ensemble_entries(best: dict[str, Any]) -> dict[str, Any]:
+    """The entries an ensemble keeps of its best member: its training configuration, its history and those of the
+    runs it was ``--init``-ed from (its learning curves, without the files they came from)."""
+    entries = {k: v for k, v in best.items() if k not in MEMBER_KEYS and k != "state_dict"}
+    entries["init_histories"] = checkpoint.training_runs(best)[:-1]
+    return entries
 
 
 def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBLE, source: str = "auto",
@@ -93,7 +106,7 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
 
     The members' files are copied into ``members/`` beside ``out`` (``<round>-<its folder's name>.pt``), so
     the folder stands alone: copied anywhere, it loads. The checkpoint names them, ``members``: each one's path
-    relative to ``out``'s folder and the SHA-256 of its file (:func:`emo.model.read_members`), and holds the
+    relative to ``out``'s folder and the SHA-256 of its file (:func:`emo.checkpoint.members`), and holds the
     metadata of the best member (its training configuration and history), ``metrics`` of the ensemble
     (validation and test, with and without flip TTA), and ``ensemble``: a row per selection round with the
     candidate's path, its own inference settings and scores. ``out`` is written atomically, last, and may
@@ -106,7 +119,7 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
     refuse_to_replace(out, overwrite)
     cks = read_ingredients(paths, task="an ensemble")
     splits = ingredients_splits(cks[0], source, "an ensemble")
-    models = [model_from_checkpoint(ck).to(memory_format=torch.channels_last).eval() for ck in cks]
+    models = [checkpoint.network(ck).to(memory_format=torch.channels_last).eval() for ck in cks]
     val_labels = labels_in_model_order(splits.val, splits.classes, models[0])
     probs = [predict_proba(m, splits.val.images) for m in tqdm(models, desc="candidates on validation", leave=False)]
     rows = select_members(probs, val_labels, max_members)
@@ -116,24 +129,23 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
     kept = [r["index"] for r in rows if r["kept"]]
     model = Ensemble([models[i] for i in kept]).eval()
     metrics = split_accuracies(model, splits)
-    record = [{"path": str(paths[r["index"]]), **{k: v for k, v in r.items() if k != "index"},
-               **{k: cks[r["index"]][k] for k in MEMBER_KEYS if k in cks[r["index"]]}} for r in rows]
-    first = {k: v for k, v in cks[kept[0]].items() if k not in MEMBER_KEYS and k != "state_dict"}
-    first["init_histories"] = training_runs(cks[kept[0]])[:-1]  # its learning curves, without the files they came from
     members = [{"path": path.relative_to(out.parent).as_posix(), "sha256": file_sha256(path)}
                for path in copy_members([Path(paths[i]) for i in kept], out.parent / "members", overwrite)]
-    ck = {**first, "version": CHECKPOINT_VERSION, "crop": model.crop, "members": members, "metrics": metrics,
-          "ensemble": {"rounds": record, "candidates": [str(p) for p in paths], "max_members": max_members,
-                       "command": command_line("emo.ensemble"), "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
-    atomic_save(ck, out)
+    ck = {**ensemble_entries(cks[kept[0]]), "version": checkpoint.VERSION, "crop": 1.0, "members": members,
+          "metrics": metrics, "ensemble": {"rounds": rounds_record(rows, paths, cks),
+                                           "candidates": [str(p) for p in paths],
+                                           "max_members": max_members, "command": command_line("emo.ensemble"),
+                                           "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
+    checkpoint.save(ck, out)
     log(f"{out}: {len(kept)} of {len(paths)} candidates: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return ck
 
 
 def main(argv: list[str] | None = None) -> int:
     p = checkpoints_parser("emo.ensemble", __doc__, "two or more best_model.pt files of one architecture and data",
-                           DEFAULT_ENSEMBLE, PROJECT_ROOT)
-    p.add_argument("--max-members", type=int, default=None, help="at most this many members (each costs a forward pass)")
+                           DEFAULT_ENSEMBLE)
+    p.add_argument("--max-members", type=int, default=None,
+                   help="at most this many members (each costs a forward pass)")
     a = p.parse_args(argv)
     return run_command(lambda: make_ensemble(a.checkpoints, a.out, a.data, a.max_members,
                                                      overwrite=a.overwrite), a.threads)

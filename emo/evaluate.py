@@ -9,75 +9,41 @@ TTA here is deterministic: the mean of the softmax of each face and of its mirro
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
-from sklearn.metrics import classification_report, f1_score, roc_auc_score
 from tqdm.auto import tqdm
 
-from emo.cli import DATA_HELP, HelpFormatter, add_data_option, add_runtime_options, pick_device, run_command, shown_path
-from emo.data import PROJECT_ROOT, Split, data_for_model, load_dataset, make_splits
-from emo.metrics import full_history, labels_in_model_order
-from emo.model import DEFAULT_MODEL, Model, load_model, predict_proba
-
-
-@dataclass
-class Evaluation:
-    """Predictions of one model on one split, and the scores that follow from them."""
-
-    name: str
-    labels: np.ndarray
-    probs: np.ndarray
-    classes: tuple[str, ...]
-    tta: bool
-
-    @property
-    def preds(self) -> np.ndarray:
-        return self.probs.argmax(1)
-
-    @property
-    def accuracy(self) -> float:
-        return float((self.preds == self.labels).mean())
-
-    @property
-    def macro_f1(self) -> float:
-        return float(f1_score(self.labels, self.preds, labels=np.arange(len(self.classes)), average="macro",
-                              zero_division=0))
-
-    def auc_per_class(self) -> dict[str, float]:
-        return {c: float(roc_auc_score(self.labels == k, self.probs[:, k]))
-                for k, c in enumerate(self.classes) if 0 < (self.labels == k).sum() < len(self.labels)}
-
-    def report(self) -> str:
-        return classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
-                                     target_names=list(self.classes), digits=4, zero_division=0)
-
-    def summary(self) -> dict[str, Any]:
-        return {"faces": int(len(self.labels)), "accuracy": self.accuracy, "macro_f1": self.macro_f1,
-                "auc": self.auc_per_class(),
-                "report": classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
-                                                target_names=list(self.classes), output_dict=True, zero_division=0)}
-
-
-def evaluate_split(model: Model, split: Split, data_classes: tuple[str, ...], tta: bool = False,
-                   name: str = "test", batch_size: int | None = None) -> Evaluation:
-    probs = predict_proba(model, split.images, tta=tta, batch_size=batch_size)
-    return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)
+from emo import checkpoint
+from emo.checkpoint import DEFAULT_MODEL, full_history
+from emo.cli import (
+    DATA_HELP,
+    add_data_option,
+    add_model_option,
+    add_runtime_options,
+    chosen_model,
+    parser,
+    pick_device,
+    run_command,
+)
+from emo.datasets import data_for_model, load_dataset
+from emo.evaluation import Evaluation, evaluate_split
+from emo.files import PROJECT_ROOT, RUNS_DIR, shown_path, write_text, write_with
+from emo.inference_search import tune_and_score
+from emo.model import load_model
+from emo.plots import plot_confusion, plot_history, plot_roc
+from emo.preprocess import preprocessing_of
+from emo.splits import make_splits
 
 
 def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[dict[str, float]] | None,
                  restarts: Sequence[int] = ()) -> list[Path]:
     """Confusion matrices (counts, normalised), ROC and learning curves as PNG files in ``out``."""
     import matplotlib.pyplot as plt
-
-    from emo.plots import plot_confusion, plot_history, plot_roc
 
     written = []
     figs = {
@@ -89,12 +55,62 @@ def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[di
     }
     if history:
         figs["learning_curves.png"] = plot_history(history, restarts=restarts)
-    out.mkdir(parents=True, exist_ok=True)
     for fname, fig in figs.items():
-        fig.savefig(out / fname, dpi=100)
+        write_with(out / fname, lambda f: fig.savefig(f, format="png", dpi=100))  # noqa: B023 (called at once)
         plt.close(fig)
         written.append(out / fname)
     return written
+
+
+def tune_first(model_path: Path, splits: Any, device: str) -> Path:
+    """``--tune``: choose the checkpoint's inference settings on validation into ``<name>.tuned.pt``; its path."""
+    tuned = Path(model_path).with_suffix(".tuned.pt")
+    if tuned.exists():
+        raise FileExistsError(f"--tune: {tuned} exists already: evaluate it directly, or move it away to tune again")
+    ck = tune_and_score(model_path, splits, device, out=tuned, progress=True)
+    print(f"wrote {tuned}: inference settings chosen on validation: "
+          f"centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
+          + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:13s} BN: validation {r['val_acc']:.2%}"
+                      for r in ck["inference_search"]))
+    return tuned
+
+
+def evaluation_passes(ds: Any, splits: Any) -> list[tuple[str, Any, tuple[str, ...], bool]]:
+    """(name, split, its classes, flip TTA) of each pass: validation and test, and where the validation and test
+    splits are the two halves of a published test set, both halves together (the original project's test set)."""
+    passes = [(name, splits[name], splits.classes, tta) for name in ("val", "test") for tta in (False, True)]
+    if splits.protocol == "standard" and ds.published_test_halves:
+        ref = make_splits(ds, "reference")
+        passes += [("reference_test", ref.test, ref.classes, tta) for tta in (False, True)]
+    return passes
+
+
+def results_header(model: Any, ds: Any, protocol: str, shown: str) -> dict[str, Any]:
+    """What ``metrics.json`` says before its scores: the model, the data, the splits' names, the preprocessing."""
+    names = ({"val": ds.split_names[1], "test": ds.split_names[2]} if protocol == "standard" else
+             {"val": f"20% of {ds.split_names[0]}", "test": "all test faces"})
+    return {"model": shown, "dataset": ds.name, "protocol": protocol, "splits": names, "classes": list(model.classes),
+            "input_size": model.input_size, "crop": preprocessing_of(model).crop}
+
+
+def faces_per_pass(passes: list) -> str:
+    """``val 3,589, test 3,589, ...``: the faces each pass scores (once, whether with flip TTA or not)."""
+    return ", ".join(f"{name} {len(split):,}" for name, split, _, tta in passes if not tta)
+
+
+def score_passes(model: Any, passes: list, batch_size: int | None) -> dict[tuple[str, bool], Evaluation]:
+    """``model``'s predictions in each pass of :func:`evaluation_passes`, by (name, flip TTA)."""
+    return {(name, tta): evaluate_split(model, split, classes, tta, name.replace("_", " "), batch_size)
+            for name, split, classes, tta in tqdm(passes, desc="evaluating", unit="pass")}
+
+
+def write_outputs(out: Path, results: dict[str, Any], evals: dict, history: tuple | None, what: str) -> None:
+    """The figures (where ``history`` is given, learning curves too), the report and ``metrics.json`` (last)."""
+    if history is not None:
+        save_figures(evals["test", False], evals["test", True], out, *history)
+    write_text(out / "classification_report.txt",
+               f"{what} test ({len(evals['test', True].labels)} faces), flip TTA\n\n{evals['test', True].report()}")
+    write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
 
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str | None = None,
@@ -104,14 +120,16 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
 
     ``source`` is the dataset (``--data``); None scores the model on the dataset it was trained on, where this
     checkout has it (:func:`emo.data.data_for_model`). Writes ``metrics.json``, the report and figures to
-    ``out_dir`` (nothing when None). With ``default_out`` they go beside the model, unless the data is not what the model was trained on
-    (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay intact.
+    ``out_dir`` (nothing when None). With ``default_out`` they go beside the model, unless the data is not what the
+    model was trained on (e.g. generated faces on a fresh clone): then to ``runs/evaluate/``, so shipped results stay
+    intact.
     With ``tune`` the checkpoint's inference settings (centre crop, BN statistics) are first chosen on the
     validation split (as training does at its end) and written to a new checkpoint beside it,
     ``<name>.tuned.pt``, which is then evaluated (the original is never rewritten); refused on data the model
     was not trained on, or where that file exists already.
     """
     device = pick_device(device)
+    model_path = checkpoint.model_path(model_path)
     model = load_model(model_path, device)
     meta = model.meta
     protocol = meta.get("protocol", "standard")
@@ -121,71 +139,44 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         if mismatch:
             raise ValueError(f"--tune: {model_path} was trained on {meta['dataset']}, not {ds.name}: "
                              "tune it on its own data")
-        from emo.tune import tune_and_score
-        tuned = Path(model_path).with_suffix(".tuned.pt")
-        if tuned.exists():
-            raise FileExistsError(f"--tune: {tuned} exists already: evaluate it directly, or move it away to tune again")
-        ck = tune_and_score(model_path, make_splits(ds, protocol), device, out=tuned, progress=True)
-        model_path = tuned
-        print(f"wrote {tuned}: inference settings chosen on validation: centre crop {ck['crop']:g}, {ck['bn']} BN statistics\n"
-              + "\n".join(f"  crop {r['crop']:<5g} {r['bn']:13s} BN: validation {r['val_acc']:.2%}"
-                          for r in ck["inference_search"]))
+        model_path = tune_first(model_path, make_splits(ds, protocol), device)
         model = load_model(model_path, device)  # with the settings just chosen
         meta = model.meta
     if default_out:
-        out_dir = PROJECT_ROOT / "runs" / "evaluate" if mismatch else Path(model_path).parent
+        out_dir = RUNS_DIR / "evaluate" if mismatch else Path(model_path).parent
     if mismatch:
         print(f"NOTE: this model was trained on {meta['dataset']} but is evaluated on {ds.name}: "
               f"the figures below say nothing about its accuracy", file=sys.stderr)
     splits = make_splits(ds, protocol)
     t0 = time.time()
-    shown = shown_path(model_path, PROJECT_ROOT)
-    results: dict[str, Any] = {"model": str(shown), "dataset": ds.name, "protocol": protocol,
-                               "classes": list(model.classes), "input_size": model.input_size, "crop": model.crop}
-    passes = [(name, splits[name], splits.classes, tta) for name in ("val", "test") for tta in (False, True)]
-    if protocol == "standard" and ds.name == "fer2013":  # like-for-like with the seed: all 7,178 test faces
-        ref = make_splits(ds, "reference")
-        passes += [("reference_test", ref.test, ref.classes, tta) for tta in (False, True)]
+    results = results_header(model, ds, protocol, shown_path(model_path, PROJECT_ROOT))
+    passes = evaluation_passes(ds, splits)
     members = f" ({len(model.members)} networks)" if hasattr(model, "members") else ""
-    print(f"evaluating {shown}{members} on {ds.name} ({protocol} protocol): "
-          + ", ".join(f"{name} {len(split):,}" for name, split, _, tta in passes if not tta)
-          + f" faces, with and without flip TTA; on {device}, {torch.get_num_threads()} CPU threads"
-          + (f"; writing to {out_dir}" if out_dir is not None else ""), flush=True)
-    evals = {}
-    for name, split, classes, tta in tqdm(passes, desc="evaluating", unit="pass"):
-        ev = evaluate_split(model, split, classes, tta, name.replace("_", " "), batch_size)
-        evals[name, tta] = ev
-        key = f"{name}{'_tta' if tta else ''}"
-        results[key] = ev.summary() if name != "reference_test" else {
-            "faces": int(len(ev.labels)), "accuracy": ev.accuracy, "macro_f1": ev.macro_f1}
-    results["seconds"] = round(time.time() - t0, 1)
+    where = f"; writing to {shown_path(out_dir)}" if out_dir is not None else ""
+    print(f"evaluating {results['model']}{members} on {ds.name} ({protocol} protocol): {faces_per_pass(passes)} "
+          f"faces, with and without flip TTA; on {device}, {torch.get_num_threads()} CPU threads{where}", flush=True)
+    evals = score_passes(model, passes, batch_size)
+    for (name, tta), ev in evals.items():
+        results[f"{name}{'_tta' if tta else ''}"] = ev.summary(brief=name == "reference_test")
+    seconds = round(time.time() - t0, 1)  # (printed, not stored: the same model and data give the same files)
     if out_dir is not None:
-        out = Path(out_dir)
-        if figures:
-            save_figures(evals["test", False], evals["test", True], out, *full_history(meta))
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / ".metrics.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(out / "metrics.json")
-        (out / "classification_report.txt").write_text(
-            f"{Path(model_path).name} on {ds.name} {protocol} test ({len(evals['test', True].labels)} faces), "
-            f"flip TTA\n\n{evals['test', True].report()}")
-        results["out_dir"] = str(out)
-    results["_evals"] = evals
+        write_outputs(Path(out_dir), results, evals, full_history(meta) if figures else None,
+                      f"{Path(model_path).name} on {ds.name} {protocol}")
+        results["out_dir"] = str(out_dir)
+    results["_evals"], results["_seconds"] = evals, seconds
     return results
 
 
 def format_results(r: dict[str, Any]) -> str:
     rows = [("validation", "val"), ("test", "test"), ("reference-protocol test", "reference_test")]
-    split_names = {"standard": ("PublicTest", "PrivateTest"), "reference": ("20% of Training", "all test faces")}
-    names = split_names.get(r["protocol"], ("val", "test")) if r["dataset"] in ("fer2013", "synthetic") else ("val", "test")
+    names = r.get("splits", {"val": "val", "test": "test"})
     crop = f", centre crop {r['crop']:g}" if r.get("crop", 1.0) != 1.0 else ""
     lines = [f"{r['model']}: {r['dataset']}, {r['protocol']} protocol, {r['input_size']}x{r['input_size']} input{crop}",
              f"{'split':38s} {'faces':>6s} {'acc':>8s} {'acc TTA':>8s} {'F1':>8s} {'F1 TTA':>8s}"]
     for label, key in rows:
         if key not in r:
             continue
-        detail = {"val": names[0], "test": names[1], "reference_test": "all 7,178 test faces"}[key]
+        detail = {**names, "reference_test": f"all {r[key]['faces']:,} test faces"}[key]
         a, b = r[key], r[key + "_tta"]
         lines.append(f"{label + ' (' + detail + ')':38s} {a['faces']:6d} {a['accuracy']:8.2%} {b['accuracy']:8.2%} "
                      f"{a['macro_f1']:8.4f} {b['macro_f1']:8.4f}")
@@ -193,11 +184,10 @@ def format_results(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
-    p.add_argument("model_path", nargs="?", default=str(DEFAULT_MODEL), help="a best_model.pt (default: results/best_model.pt)")
-    p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder; runs/evaluate/ "
-                   "when the data is not what the model was trained on)")
+    p = parser("emo.evaluate", __doc__)
+    add_model_option(p, positional=True)
+    p.add_argument("--out", default=None, help="where metrics.json and figures go (default: the model's folder; "
+                   "runs/evaluate/ when the data is not what the model was trained on)")
     add_data_option(p, default=None, help="the dataset to score on (default: the one the model was trained on, where "
                     "imported, else auto); " + DATA_HELP)
     p.add_argument("--no-figures", action="store_true", help="metrics and report only")
@@ -206,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="first choose the centre crop and BN statistics on validation, write them to "
                         "MODEL.tuned.pt and evaluate that (training does this at its end)")
     a = p.parse_args(argv)
-    return run_command(lambda: report(run(a.model_path, a.out, a.data, not a.no_figures, a.batch_size,
+    return run_command(lambda: report(run(chosen_model(a), a.out, a.data, not a.no_figures, a.batch_size,
                                           default_out=a.out is None, tune=a.tune, device=a.device)), a.threads)
 
 
@@ -214,7 +204,7 @@ def report(r: dict[str, Any]) -> None:
     """Print what :func:`run` measured: the accuracy table, the per-class report and where the files went."""
     print(format_results(r))
     print(f"\nper-class report, test with flip TTA:\n{r['_evals']['test', True].report()}")
-    print(f"wrote metrics.json and figures to {r['out_dir']} ({r['seconds']} s)")
+    print(f"wrote metrics.json and figures to {shown_path(r['out_dir'])} ({r['_seconds']} s)")
 
 
 if __name__ == "__main__":

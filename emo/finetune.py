@@ -9,11 +9,15 @@ head starts afresh, as the training log says. The runs that made it travel on in
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from emo.metrics import training_runs
-from emo.model import ModelConfig, read_checkpoint, require_network
-from emo.trainer import Extension, Trainer
+from emo import checkpoint
+from emo.hooks import Extension, Option
+from emo.network import ModelConfig
+from emo.preprocess import Preprocessing, set_preprocessing
+
+if TYPE_CHECKING:
+    from emo.trainer import Trainer
 
 #: The parameters of :class:`emo.model.MiniXception` that depend on the classes: its final linear layer.
 HEAD = "head."
@@ -28,13 +32,25 @@ class InitFrom(Extension):
     """Load the weights and normalisation of the checkpoint at ``path`` into the run's model (all but the head
     where the classes differ)."""
 
+    key = "init"
+    options = (Option("init", "", "start from this checkpoint's weights (a path, or a shipped model's name: default) "
+                      "with a fresh optimiser and One-Cycle (a warm restart)", str, "CHECKPOINT"),)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.runs: list[list[dict[str, float]]] = []
 
-    def setup(self, trainer: Trainer) -> None:
-        ck = read_checkpoint(self.path)
-        require_network(ck, self.path, "--init")
+    @classmethod
+    def wanted(cls, cfg: Any) -> bool:
+        return bool(cfg.init)
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "InitFrom":
+        return cls(cfg.init)
+
+    def setup(self, trainer: "Trainer") -> None:
+        ck = checkpoint.read(checkpoint.model_path(self.path))
+        checkpoint.require_network(ck, self.path, "--init")
         model = trainer.model
         if not same_body(ModelConfig.from_dict(ck["config"]), model.config):
             raise ValueError(f"--init {self.path}: its architecture differs from this run's; pass the same model "
@@ -52,8 +68,8 @@ class InitFrom(Extension):
             self.note = (f"{start}, all but the head: its classes ({', '.join(theirs)}) differ from this data's "
                          f"({', '.join(model.classes)}), so the linear head ({len(missing)} tensors) is "
                          "initialised afresh")
-        model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
-        self.runs = training_runs(ck)
+        set_preprocessing(model, Preprocessing.from_checkpoint(ck).with_(crop=1.0))  # its data's normalisation
+        self.runs = checkpoint.training_runs(ck)
 
     def meta(self) -> dict[str, Any]:
         return {"init_histories": self.runs}

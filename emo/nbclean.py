@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from emo.files import write_text
+
 TAG = "fer2013-faces"
 NOTE = "[faces from FER-2013 are not kept in the repository: run this cell with FER-2013 imported to see them]\n"
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in map(Path, paths):
         nb = json.loads(path.read_text())
         n = strip_faces(nb)
-        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         print(f"{path}: {n} face image output(s) removed")
     return 0
 

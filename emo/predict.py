@@ -14,8 +14,6 @@ be read is reported and skipped; the command fails (exit 2) only where nothing c
 
 from __future__ import annotations
 
-import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -24,13 +22,31 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from emo.cli import FEW_FACES_THREADS, HelpFormatter, add_runtime_options, open_model, run_command, shown_path
-from emo.data import IMAGE_SUFFIXES, PROJECT_ROOT
-from emo.faces import EmotionPipeline, Face, FrameSource, SourceError, sample_photo
-from emo.model import DEFAULT_MODEL, Model, load_model, shipped_model
+from emo.checkpoint import DEFAULT_MODEL, model_path
+from emo.cli import (
+    FEW_FACES_THREADS,
+    add_model_option,
+    add_runtime_options,
+    chosen_model,
+    open_model,
+    parser,
+    run_command,
+)
+from emo.files import (
+    IMAGE_SUFFIXES,
+    RUNS_DIR,
+    atomic_path,
+    shown_path,
+    write_bytes,
+    write_csv,
+    write_with,
+)
+from emo.model import Model, load_model
+from emo.pipeline import EmotionPipeline, Face
+from emo.video import FrameSource, SourceError, sample_photo
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
-DEFAULT_OUT = PROJECT_ROOT / "runs" / "predict"
+DEFAULT_OUT = RUNS_DIR / "predict"
 
 
 def media_files(paths: list[str]) -> Iterator[Path]:
@@ -51,7 +67,10 @@ def face_rows(name: str, frame: int, seconds: float, faces: list[Face]) -> list[
 def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, name: str, out: Path) -> list[dict[str, object]]:
     pipeline.reset()
     annotated, faces = pipeline(image)
-    cv2.imwrite(str(out / f"{Path(name).stem}.jpg"), annotated)
+    ok, jpeg = cv2.imencode(".jpg", annotated)
+    if not ok:
+        raise SourceError(f"the annotated copy of {name} could not be encoded as JPEG")
+    write_bytes(out / f"{Path(name).stem}.jpg", jpeg.tobytes())
     return face_rows(name, 0, 0.0, faces)
 
 
@@ -61,20 +80,21 @@ def analyse_video(pipeline: EmotionPipeline, source: FrameSource, out: Path) -> 
     total = int(source.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if source.cap is not None else 0
     pipeline.reset()
     rows, writer = [], None
-    try:
-        for i, frame in enumerate(tqdm(source, total=total or None, desc=path.name, unit="frame", leave=False)):
-            annotated, faces = pipeline(frame)
-            if writer is None:
-                h, w = annotated.shape[:2]
-                writer = cv2.VideoWriter(str(out / f"{path.stem}.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-            writer.write(annotated)
-            rows += face_rows(path.name, i, i / fps, faces)
-    finally:
-        source.release()
-        if writer is not None:
-            writer.release()
-    if writer is None:
-        raise SourceError(f"{path} holds no frames that could be read")
+    with atomic_path(out / f"{path.stem}.avi") as tmp:
+        try:
+            for i, frame in enumerate(tqdm(source, total=total or None, desc=path.name, unit="frame", leave=False)):
+                annotated, faces = pipeline(frame)
+                if writer is None:
+                    h, w = annotated.shape[:2]
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+                writer.write(annotated)
+                rows += face_rows(path.name, i, i / fps, faces)
+        finally:
+            source.release()
+            if writer is not None:
+                writer.release()
+        if writer is None:
+            raise SourceError(f"{path} holds no frames that could be read")
     plot_emotions_over_time(rows, pipeline.model.classes, fps, out / f"{path.stem}_emotions.png", path.name)
     return rows
 
@@ -95,7 +115,7 @@ def plot_emotions_over_time(rows: list[dict[str, object]], classes: tuple[str, .
         ax.legend(ncol=len(classes), fontsize=8, loc="upper center")
     ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.05), title=f"{title}: emotions over time")
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    write_with(png, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
 
@@ -131,28 +151,24 @@ def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model 
         if not found:
             print(f"no face found in {f}", file=sys.stderr)
         rows += found
-    with open(out / "faces.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["file", "frame", "time_s", "x", "y", "w", "h", "label", *model.classes])
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "faces.csv", ["file", "frame", "time_s", "x", "y", "w", "h", "label", *model.classes], rows)
     print(f"{done} of {done + len(failed)} file(s) analysed, {len(rows)} face(s): {out / 'faces.csv'}")
     return {"rows": rows, "failed": failed, "done": done}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m emo.predict", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = parser("emo.predict", __doc__)
     p.add_argument("paths", nargs="*", help="photos, videos or folders (none: the bundled astronaut photo)")
     p.add_argument("--out", default=None, help="where the results go (default: runs/predict/)")
-    p.add_argument("--model", default="default",
-                   help="a best_model.pt or .onnx file, or a shipped model: default or ensemble")
+    add_model_option(p)
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
     add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
     a = p.parse_args(argv)
 
     def run() -> int:
-        model = open_model(a.model, a)
-        shown = shown_path(shipped_model(a.model)) + (" on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else "")
+        model = open_model(chosen_model(a), a)
+        shown = (shown_path(model_path(chosen_model(a)))
+                 + (" on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else ""))
         result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown)
         if not result["done"]:
             raise FileNotFoundError(f"nothing could be analysed ({'; '.join(result['failed'])}): "  # type: ignore[arg-type]

@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from emo.data import zoom
-from emo.model import Ensemble, Model, predict_proba, prepare_faces
+from emo.model import Ensemble, Model, predict_proba
+from emo.preprocess import preprocessing_of, zoom
 
 
 def grad_cam(model: Model, faces: np.ndarray, class_index: int | np.ndarray | None = None,
@@ -33,16 +33,18 @@ def grad_cam(model: Model, faces: np.ndarray, class_index: int | np.ndarray | No
     model.eval()
     try:
         device = next(model.parameters()).device
-        x = prepare_faces(model, faces, device)
+        x = preprocessing_of(model)(faces, device)
         with torch.enable_grad():
             logits = model(x)
-            idx = logits.argmax(1) if class_index is None else torch.as_tensor(class_index, device=device).expand(len(x))
+            idx = (logits.argmax(1) if class_index is None
+                   else torch.as_tensor(class_index, device=device).expand(len(x)))
             a = acts[0]
             score = logits.gather(1, idx.view(-1, 1)).sum()
             (grad,) = torch.autograd.grad(score, a)
         cam = F.relu((grad.mean((2, 3), keepdim=True) * a).sum(1, keepdim=True))
-        if model.crop < 1:  # the model saw the central crop: put the map back where that lies in the face
-            cam = zoom(F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False), 1 / model.crop,
+        crop = preprocessing_of(model).crop
+        if crop < 1:  # the model saw the central crop: put the map back where that lies in the face
+            cam = zoom(F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False), 1 / crop,
                        padding_mode="zeros")
         cam = F.interpolate(cam, size=faces.shape[1:], mode="bilinear", align_corners=False)[:, 0]
         cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]

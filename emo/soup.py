@@ -7,7 +7,7 @@ and learning rates) usually end in one basin of the loss, where the mean of thei
 good as either, often better, at the cost of one. Greedy: the ingredients are ranked by validation
 accuracy; each one joins the soup only if the soup's validation accuracy, with its BN statistics measured
 afresh, does not drop. The soup then gets its inference settings tuned on validation and is scored like
-the end of a training run (:func:`emo.tune.tune_and_score`). Only validation chooses.
+the end of a training run (:func:`emo.inference_search.tune_and_score`). Only validation chooses.
 """
 
 from __future__ import annotations
@@ -20,13 +20,16 @@ from typing import Any, Sequence
 
 import torch
 
+from emo import checkpoint
 from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
-from emo.data import PROJECT_ROOT, Splits, load_dataset, make_splits
-from emo.model import atomic_save, model_from_checkpoint, read_checkpoint, require_network
-from emo.metrics import accuracy_and_nll, labels_in_model_order
-from emo.tune import clean_bn_faces, tune_and_score, tune_inference
+from emo.datasets import load_dataset
+from emo.evaluation import accuracy_and_nll, labels_in_model_order
+from emo.files import RUNS_DIR
+from emo.inference_search import clean_bn_faces, tune_and_score, tune_inference
+from emo.preprocess import preprocessing_of
+from emo.splits import Splits, make_splits
 
-DEFAULT_SOUP = PROJECT_ROOT / "runs" / "soup" / "best_model.pt"
+DEFAULT_SOUP = RUNS_DIR / "soup" / "best_model.pt"
 #: What must agree between ingredients for their mean to mean anything.
 MUST_MATCH = ("config", "classes", "input_size", "normalize", "dataset", "protocol")
 
@@ -45,9 +48,9 @@ def read_ingredients(paths: Sequence[str | Path], task: str = "a soup") -> list[
     architecture, classes and data (``task`` names what they are for, in the errors: a soup, an ensemble)."""
     if len(paths) < 2:
         raise ValueError(f"{task} needs at least two checkpoints, got {len(paths)}: pass more paths")
-    cks = [read_checkpoint(p) for p in paths]
+    cks = [checkpoint.read(checkpoint.model_path(p)) for p in paths]
     for path, ck in zip(paths, cks):
-        require_network(ck, path, task)
+        checkpoint.require_network(ck, path, task)
     for path, ck in zip(paths[1:], cks[1:]):
         for key in MUST_MATCH:
             if ck.get(key) != cks[0].get(key):
@@ -72,15 +75,15 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
 
     Each ingredient is scored as it is, with the inference settings its own training tuned on validation,
     then they are tried from best to worst: a candidate soup (the mean of the weights kept so far and the
-    ingredient's) gets the same tuning (:func:`emo.tune.tune_inference`: centre crop, and BN statistics
+    ingredient's) gets the same tuning (:func:`emo.inference_search.tune_inference`: centre crop, and BN statistics
     averaged or measured on ``bn_faces`` seeded clean training faces), so that both sides of the comparison
     had the same search, and is kept when its validation accuracy is at least the soup's so far. Rows, in
     the order tried: ``index`` (into ``cks``), ``val_acc`` (the ingredient alone), ``soup_val_acc`` (the
     candidate; the first row: the ingredient alone), ``kept``, and the candidate's best ``crop`` and ``bn``
-    (one of :data:`emo.tune.BN_SOURCES`; "trained" is the mean of the ingredients' statistics).
+    (one of :data:`emo.inference_search.BN_SOURCES`; "trained" is the mean of the ingredients' statistics).
     Returns the weights and the centre crop.
     """
-    models = [model_from_checkpoint(ck).to(device).to(memory_format=torch.channels_last).eval() for ck in cks]
+    models = [checkpoint.network(ck).to(device).to(memory_format=torch.channels_last).eval() for ck in cks]
     val = splits.val
     labels = labels_in_model_order(val, splits.classes, models[0])
     scores = [accuracy_and_nll(m, val.images, labels)[0] for m in models]
@@ -88,7 +91,7 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
     bn_images = clean_bn_faces(splits, bn_faces, seed)
     kept = [order[0]]
     soup = {k: v.detach().clone() for k, v in models[order[0]].state_dict().items()}
-    crop = models[order[0]].crop
+    crop = preprocessing_of(models[order[0]]).crop
     best = scores[order[0]]
     rows = [{"index": order[0], "val_acc": best, "soup_val_acc": best, "kept": True, "crop": crop,
              "bn": cks[order[0]].get("bn", "trained")}]
@@ -108,7 +111,8 @@ def greedy_soup(cks: Sequence[dict[str, Any]], splits: Splits, bn_faces: int = 8
         if keep:
             kept.append(i)
             best = acc
-            soup, crop = {k: v.detach().clone() for k, v in candidate.state_dict().items()}, candidate.crop
+            soup, crop = ({k: v.detach().clone() for k, v in candidate.state_dict().items()},
+                          preprocessing_of(candidate).crop)
     return {k: v.cpu().contiguous() for k, v in soup.items()}, crop, rows
 
 
@@ -131,7 +135,7 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
     ck = {**first, "state_dict": state, "crop": crop,
           "soup": {"ingredients": rows, "bn_faces": bn_faces, "seed": seed, "command": command_line("emo.soup"),
                    "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
-    atomic_save(ck, out)
+    checkpoint.save(ck, out)
     ck = tune_and_score(out, splits, bn_faces=bn_faces, seed=seed)
     log(f"{out}: {sum(r['kept'] for r in rows)} of {len(rows)} ingredients, centre crop {ck['crop']:g}, "
         f"{ck['bn']} BN statistics: " + ", ".join(f"{k} {v:.4f}" for k, v in ck["metrics"].items()))
@@ -140,7 +144,7 @@ def make_soup(paths: Sequence[str | Path], out: str | Path = DEFAULT_SOUP, sourc
 
 def main(argv: list[str] | None = None) -> int:
     p = checkpoints_parser("emo.soup", __doc__, "two or more best_model.pt files trained from one start",
-                           DEFAULT_SOUP, PROJECT_ROOT)
+                           DEFAULT_SOUP)
     p.add_argument("--bn-faces", type=int, default=8192, help="clean training faces for the BN statistics")
     p.add_argument("--seed", type=int, default=0, help="which training faces measure the BN statistics")
     a = p.parse_args(argv)

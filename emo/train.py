@@ -9,9 +9,9 @@
         --teacher-targets data/ensemble_targets.pt --distill-weight 0.5  # the teacher's predictions computed once
 
 A folder that already holds another run's checkpoint is refused unless ``--overwrite`` (or ``--resume``).
-The extensions: ``--init`` (:mod:`emo.finetune`), ``--swa`` (:mod:`emo.swa`), ``--teacher``
-(:mod:`emo.distill`) and the post-training search of inference settings (:mod:`emo.tune`, skipped for
-``--limit`` runs and runs under 5 epochs unless ``--tune``).
+The extensions (:data:`EXTENSIONS`): ``--init`` (:mod:`emo.finetune`), ``--swa`` (:mod:`emo.swa`), ``--teacher``
+(:mod:`emo.distill`), each declaring its own options, and the inference-setting search at the end
+(:mod:`emo.inference_search`, skipped for ``--limit`` runs and runs under 5 epochs unless ``--tune``).
 """
 
 from __future__ import annotations
@@ -21,43 +21,50 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
-from emo import distributed
-from emo.cli import HelpFormatter, add_data_option, add_runtime_options, command_line, run_command
-from emo.data import PROJECT_ROOT, PROTOCOLS, Splits
-from emo.model import ModelConfig
-from emo.recipe import AMP_MODES, MODEL, TrainConfig
-from emo.trainer import Extension, Trainer
+from emo import checkpoint, distributed
+from emo.checkpoint import model_path
+from emo.cli import (
+    add_data_option,
+    add_runtime_options,
+    command_line,
+    parser,
+    run_command,
+)
+from emo.distill import Distill
+from emo.files import RUNS_DIR, append_text
+from emo.finetune import InitFrom
+from emo.hooks import Extension
+from emo.inference_search import Tune
+from emo.network import ModelConfig
+from emo.recipe import AMP_MODES, MODEL, recipe_with
+from emo.splits import PROTOCOLS, Splits
+from emo.swa import WeightAveraging
+from emo.trainer import Trainer
 
+#: The extensions a run may use, in the order their hooks run; each declares its options.
+EXTENSIONS: tuple[type[Extension], ...] = (InitFrom, WeightAveraging, Distill)
+#: The whole recipe: the core and every extension's options (what a checkpoint's ``train_config`` records).
+TrainConfig = recipe_with(EXTENSIONS)
 #: The shortest run (in epochs) whose end tunes the inference settings unless asked (--tune / --no-tune).
 TUNE_MIN_EPOCHS = 5
 
 
-def extensions_for(cfg: TrainConfig, tune: bool | None = None) -> list[Extension]:
-    """The extensions that ``cfg`` asks for, in the order they must run; ``tune`` (None: only for runs of at
-    least ``TUNE_MIN_EPOCHS`` epochs on all the training faces) adds the post-training search."""
-    from emo.tune import Tune
-    exts: list[Extension] = []
-    if cfg.init:
-        from emo.finetune import InitFrom
-        exts.append(InitFrom(cfg.init))
-    if cfg.swa:
-        from emo.swa import WeightAveraging
-        exts.append(WeightAveraging())
-    if cfg.teacher:
-        from emo.distill import Distill
-        exts.append(Distill(cfg.teacher, cfg.distill_weight, cfg.temperature, cfg.teacher_targets))
+def extensions_for(cfg: Any, tune: bool | None = None) -> list[Extension]:
+    """The extensions that ``cfg`` asks for, in the order they run; ``tune`` (None: only for runs of at least
+    ``TUNE_MIN_EPOCHS`` epochs on all the training faces) adds the inference-setting search at the end."""
+    exts = [ext.from_config(cfg) for ext in EXTENSIONS if ext.wanted(cfg)]
     if tune if tune is not None else (cfg.epochs >= TUNE_MIN_EPOCHS and not cfg.limit):
         exts.append(Tune())
     return exts
 
 
-def make_trainer(cfg: TrainConfig, out_dir: str | Path, device: str | None = None, splits: Splits | None = None,
+def make_trainer(cfg: Any, out_dir: str | Path, device: str | None = None, splits: Splits | None = None,
                  progress: bool = True, tune: bool | None = None) -> Trainer:
     """A :class:`Trainer` for ``cfg`` with the extensions it asks for (:func:`extensions_for`)."""
     return Trainer(cfg, out_dir, device, splits, progress, extensions=extensions_for(cfg, tune))
@@ -65,53 +72,51 @@ def make_trainer(cfg: TrainConfig, out_dir: str | Path, device: str | None = Non
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m emo.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=HelpFormatter)
+    p = parser("emo.train", __doc__)
     p.add_argument("output_dir", nargs="?", default=None,
-                   help="where best_model.pt, last.pt, history.csv and train_log.txt go (default: a new runs/<date>-<time>/)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs of One-Cycle (at most; early stopping may end sooner)")
+                   help="where best_model.pt, last.pt, history.csv and train_log.txt go "
+                   "(default: a new runs/<date>-<time>/)")
+    p.add_argument("--epochs", type=int, default=d.epochs,
+                   help="epochs of One-Cycle (at most; early stopping may end sooner)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="faces per training step")
     p.add_argument("--lr", type=float, default=d.lr, help="peak One-Cycle learning rate")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW's weight decay")
     p.add_argument("--gamma", type=float, default=d.gamma, help="focal loss gamma (0 = cross-entropy)")
     p.add_argument("--mixup", type=float, default=d.mixup_alpha, help="MixUp alpha (0 = off)")
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping, epochs without val improvement")
-    p.add_argument("--seed", type=int, default=d.seed, help="seeds the subset, the weights, the batches and augmentation")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seeds the subset, the weights, the batches and augmentation")
     p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol,
-                   help="standard: PublicTest validates, PrivateTest tests; reference: the seed's split")
+                   help="standard: PublicTest validates, PrivateTest tests; reference: the original project's split")
     add_data_option(p, d.source)
     p.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="mixed precision (auto: fp16 on CUDA, off on CPU)")
-    p.add_argument("--limit", type=int, default=0, help="train on a seeded random subset of N faces (0: all; quick runs)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="train on a seeded random subset of N faces (0: all; quick runs)")
     m = ("; with --init: the checkpoint's, otherwise %s")
-    p.add_argument("--input-size", type=int, default=None, help="48 (native, ours) or 128 (the seed's)" + m % 48)
+    p.add_argument("--input-size", type=int, default=None,
+                   help="48 (native, ours) or 128 (the original project's)" + m % 48)
     p.add_argument("--stem", type=int, default=None, help="channels of the stem conv" + m % MODEL.stem_channels)
     p.add_argument("--widths", type=int, nargs="+", default=None,
                    help="channels of each residual block" + m % " ".join(map(str, MODEL.widths)))
     p.add_argument("--downsample", choices=("pool", "stride"), default=None,
-                   help="stride: stride-2 depthwise convs (the seed's design); pool: Arriaga-style max-pool" + m % "stride")
-    p.add_argument("--reference", action="store_true", help="the seed's configuration: 128x128 input, stride-2 downsampling")
+                   help="stride: stride-2 depthwise convs (the original design); "
+                   "pool: max-pool after each block (Arriaga et al.)" + m % "stride")
+    p.add_argument("--reference", action="store_true",
+                   help="the original project's configuration: 128x128 input, stride-2 downsampling")
     add_runtime_options(p)
     p.add_argument("--resume", action="store_true", help="go on from OUTPUT_DIR/last.pt (same options)")
     p.add_argument("--overwrite", action="store_true", help="train into a folder that holds another run's checkpoint")
     tune = p.add_mutually_exclusive_group()
     tune.add_argument("--tune", dest="tune", action="store_true", default=None,
                       help="after training, choose the test-time crop and BN statistics on validation "
-                           f"(default: for runs of {TUNE_MIN_EPOCHS}+ epochs on all the faces)")
-    tune.add_argument("--no-tune", dest="tune", action="store_false", help="skip that search")
-    p.add_argument("--init", default="", metavar="CHECKPOINT",
-                   help="start from this checkpoint's weights with a fresh optimiser and One-Cycle (a warm restart)")
-    p.add_argument("--swa", action="store_true",
-                   help="with --init: constant --lr (after a one-epoch warm-up) and the weights averaged over "
-                        "the epochs (stochastic weight averaging); the averaged model is validated and saved")
-    p.add_argument("--teacher", default="", metavar="CHECKPOINT",
-                   help="knowledge distillation: pull the predictions towards this model's or ensemble's, "
-                        "shown the same augmented batches")
-    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
-                   help="with --teacher: weight of the distillation loss (the focal loss on the labels gets 1 - it)")
-    p.add_argument("--temperature", type=float, default=d.temperature, help="with --teacher: distillation temperature")
-    p.add_argument("--teacher-targets", default="", metavar="FILE",
-                   help="with --teacher: distil towards the teacher's predictions on the clean training faces, "
-                        "computed once into FILE (or read from it), instead of a teacher pass on every batch")
+                           f"(without --tune or --no-tune: for runs of {TUNE_MIN_EPOCHS}+ epochs on all the faces)")
+    tune.add_argument("--no-tune", dest="tune", action="store_false", default=None, help="skip that search")
+    for ext in EXTENSIONS:  # each extension's own options
+        for opt in ext.options:
+            if opt.type is None:
+                p.add_argument(opt.flag, action="store_true", help=opt.help)
+            else:
+                p.add_argument(opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, help=opt.help)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     return p.parse_args(argv)
 
@@ -120,23 +125,21 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     """The run's config; model options not given are those of the ``--init`` checkpoint, else :data:`MODEL`'s."""
     base = MODEL
     if a.init and not a.reference:
-        from emo.model import read_checkpoint
-        base = ModelConfig.from_dict(read_checkpoint(a.init).get("config", MODEL.to_dict()))
+        base = ModelConfig.from_dict(checkpoint.read(model_path(a.init))["config"])
     given = {"input_size": a.input_size, "stem_channels": a.stem, "downsample": a.downsample}
     changes: dict = {k: v for k, v in given.items() if v is not None}
     if a.widths:
         changes.update(widths=tuple(a.widths), strides=(2,) * (len(a.widths) - 1) + (1,))
     model = ModelConfig() if a.reference else replace(base, **changes)
+    options = {opt.name: getattr(a, opt.name) for ext in EXTENSIONS for opt in ext.options}
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.data,
-                       amp=a.amp, limit=a.limit, init=a.init, swa=a.swa, teacher=a.teacher,
-                       distill_weight=a.distill_weight, temperature=a.temperature, teacher_targets=a.teacher_targets,
-                       model=model.to_dict())
+                       amp=a.amp, limit=a.limit, model=model.to_dict(), **options)
 
 
 def new_run_dir() -> Path:
     """A folder under ``runs/`` named by the date and time, not there yet."""
-    base = PROJECT_ROOT / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    base = RUNS_DIR / time.strftime("%Y%m%d-%H%M%S")
     out, n = base, 1
     while out.exists():
         n += 1
@@ -194,18 +197,16 @@ def start_log(trainer: Trainer, out: Path, argv: list[str] | None) -> None:
         spread = (f"{w.size} processes ({w.backend}), {cfg.batch_size} faces each a step: effective batch "
                   f"{w.size * cfg.batch_size}, peak lr {cfg.lr:g} as given (not scaled with the batch)")
         notes += f"# distributed: {spread}\n"
-    with open(out / "train_log.txt", "a") as f:
-        f.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {command_line('emo.train', argv)}\n# device {trainer.device}, "
+    append_text(out / "train_log.txt", (f"# {time.strftime('%Y-%m-%d %H:%M:%S')}  {command_line('emo.train', argv)}\n"
+                f"# device {trainer.device}, "
                 f"{torch.get_num_threads()} threads, torch {torch.__version__}\n"
                 f"# data {trainer.splits.dataset} ({trainer.splits.protocol}): {trainer.splits.sizes()}\n"
-                f"# config {json.dumps(asdict(cfg))}\n" + notes)
+                f"# config {json.dumps(cfg.to_dict())}\n" + notes))
 
     def log_epoch(row: dict[str, float]) -> None:
-        with open(out / "train_log.txt", "a") as f:
-            if trainer.resume_note:
-                f.write(f"# {trainer.resume_note}\n")
-                trainer.resume_note = ""
-            f.write(json.dumps(row) + "\n")
+        note = f"# {trainer.resume_note}\n" if trainer.resume_note else ""
+        trainer.resume_note = ""
+        append_text(out / "train_log.txt", note + json.dumps(row) + "\n")
     trainer.on_epoch = log_epoch
     print(f"training on {trainer.splits.dataset} ({trainer.splits.protocol} protocol, "
           f"{len(trainer.train_labels):,} faces) on {trainer.device}, {torch.get_num_threads()} threads; "

@@ -1,4 +1,4 @@
-"""The training loop of the seed recipe, resumable, with hooks for what is layered on top of it.
+"""The training loop of the core recipe, resumable, with hooks for what is layered on top of it.
 
 One epoch: per-face random resized crop, rotation and flip on whole batches, MixUp, focal loss, AdamW,
 a One-Cycle learning rate, mixed precision where it helps. After each epoch the model is validated;
@@ -9,18 +9,24 @@ needed to resume (weights, optimiser, scheduler, history, random state), and tra
 Under ``torchrun`` the same loop runs in every process, each on its shard of the epoch, with the gradients
 averaged by DistributedDataParallel; only rank 0 writes (:mod:`emo.distributed`).
 
-Everything else is an :class:`Extension` (:mod:`emo.finetune`, :mod:`emo.swa`, :mod:`emo.distill`,
-:mod:`emo.tune`); :func:`emo.train.make_trainer` picks them from the config.
+Everything else is an :class:`emo.hooks.Extension` (:mod:`emo.finetune`, :mod:`emo.swa`, :mod:`emo.distill`,
+:mod:`emo.inference_search`), combined by one rule:
+
+1. observing hooks (``setup``, ``after_epoch``) run for every extension, in order;
+2. deciding hooks (``schedule``, ``batch_targets``/``loss``, ``model_to_score``, ``finish``) belong to at most
+   one extension of a run: two that claim one are refused when the trainer starts, in one line;
+3. each extension keeps its state in ``last.pt`` under ``extensions[<its key>]`` and its checkpoint entries
+   under names no other extension writes.
+
+:func:`emo.train.make_trainer` picks the extensions from the recipe.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 import sys
 import time
 import warnings
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,13 +35,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from emo import distributed
-from emo.cli import pick_device
-from emo.data import Splits, augment, load_splits, mixup
+from emo import checkpoint, distributed
+from emo.augment import augment, mixup
+from emo.evaluation import accuracy_and_nll, score_checkpoint
+from emo.files import write_csv
+from emo.hooks import Extension, check_extensions, merged_meta
 from emo.losses import focal_loss
-from emo.metrics import accuracy_and_nll, score_checkpoint
-from emo.model import Model, ModelConfig, atomic_save, build_model, checkpoint_dict, read_checkpoint, save_checkpoint
-from emo.recipe import LATER_OPTIONS, TrainConfig
+from emo.model import Model, default_device
+from emo.network import ModelConfig, build_model
+from emo.preprocess import Preprocessing, preprocessing_of, set_preprocessing
+from emo.recipe import Recipe
+from emo.splits import Splits, load_splits
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -47,64 +57,18 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if amp in ("auto", "fp16") else torch.bfloat16
 
 
-class Extension:
-    """A hook into :class:`Trainer`. Every method does nothing by default; an extension overrides what it needs."""
-
-    #: one line for the training log: what this extension does in this run (set in ``setup``)
-    note = ""
-    #: False where a run cannot go on from ``best_model.pt`` alone (the extension's state lives only in last.pt)
-    resumes_from_best = True
-    #: True where the extension's schedule does not depend on ``epochs``, so a run may resume with another
-    epochs_free = False
-
-    def setup(self, trainer: "Trainer") -> None:
-        """Called once the model (on its device) and the optimiser exist, before the schedule is made."""
-
-    def schedule(self, trainer: "Trainer") -> torch.optim.lr_scheduler.LRScheduler | None:
-        """A learning-rate schedule to use instead of One-Cycle, or None."""
-        return None
-
-    def meta(self) -> dict[str, Any]:
-        """Entries stored in every checkpoint the run writes."""
-        return {}
-
-    def batch_targets(self, trainer: "Trainer", idx: torch.Tensor) -> torch.Tensor | None:
-        """Per-face targets (B x K) of the faces ``idx``, MixUp-blended with the same partners as the labels."""
-        return None
-
-    def loss(self, trainer: "Trainer", logits: torch.Tensor, x: torch.Tensor, loss: torch.Tensor,
-             targets: torch.Tensor | None) -> torch.Tensor:
-        """The batch's loss, given the focal loss so far and this extension's blended ``targets``."""
-        return loss
-
-    def after_epoch(self, trainer: "Trainer", row: dict[str, float]) -> Model | None:
-        """After each epoch's training: the model to validate and save instead of ``trainer.model`` (or None);
-        may add columns to the history ``row``."""
-        return None
-
-    def state_dict(self) -> dict[str, Any]:
-        """What ``last.pt`` must hold for this extension to resume."""
-        return {}
-
-    def load_state_dict(self, last: dict[str, Any]) -> None:
-        """Restore from the ``last.pt`` dict written with :meth:`state_dict`'s entries."""
-
-    def finish(self, trainer: "Trainer") -> dict[str, Any] | None:
-        """After training: the best checkpoint, if this extension scored (and stored) it itself; else None."""
-        return None
-
-
 class Trainer:
     """One training run into ``out_dir``; ``fit()`` trains (or resumes) and returns the history."""
 
     HISTORY_FIELDS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, device: str | None = None,
+    def __init__(self, cfg: Recipe, out_dir: str | Path, device: str | None = None,
                  splits: Splits | None = None, progress: bool = True,
                  on_epoch: Callable[[dict[str, float]], None] | None = None,
                  extensions: Sequence[Extension] = ()) -> None:
         self.cfg, self.out = cfg, Path(out_dir)
-        self.world, where = distributed.world(pick_device(device))
+        check_extensions(extensions)
+        self.world, where = distributed.world(str(default_device(device)))
         self.device = torch.device(where)
         self.amp_dtype = autocast_dtype(cfg.amp, self.device)
         self.progress, self.on_epoch, self.extensions = progress, on_epoch, list(extensions)
@@ -118,8 +82,8 @@ class Trainer:
         self.train_labels = torch.as_tensor(train.labels[keep]).to(self.device)
         torch.manual_seed(cfg.seed)
         self.model = build_model(ModelConfig.from_dict(cfg.model), classes=self.splits.classes)
-        pix = train.images[keep].astype(np.float32) / 255.0
-        self.model.normalize = (float(pix.mean()), float(pix.std()))
+        pix = train.images[keep].astype(np.float32) / 255.0  # the preprocessing travels with the weights:
+        set_preprocessing(self.model, Preprocessing(self.model.input_size, float(pix.mean()), float(pix.std())))
         self.model.to(self.device).to(memory_format=torch.channels_last)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # under torchrun each process trains on its shard of the epoch (as DistributedSampler pads it)
@@ -150,21 +114,17 @@ class Trainer:
         return self.out / "last.pt"
 
     def _meta(self) -> dict[str, Any]:
-        config = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.cfg).items()}
-        meta = {"protocol": self.splits.protocol, "dataset": self.splits.dataset, "train_config": config}
-        for ext in self.extensions:
-            meta.update(ext.meta())
-        return meta
+        return {"protocol": self.splits.protocol, "dataset": self.splits.dataset, "train_config": self.cfg.to_dict(),
+                **merged_meta(self.extensions)}
 
     def save_last(self) -> None:
         if not self.world.is_main:
             return
         state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "epoch": self.epoch,
                  "history": self.history, "best_acc": self.best_acc, "best_epoch": self.best_epoch,
-                 "torch_rng": torch.get_rng_state()}
-        for ext in self.extensions:
-            state.update(ext.state_dict())
-        atomic_save({**checkpoint_dict(self.model, **self._meta()), **state}, self.last_path)
+                 "torch_rng": torch.get_rng_state(),
+                 "extensions": {ext.key: s for ext in self.extensions if (s := ext.state_dict())}}
+        checkpoint.save({**checkpoint.entries(self.model), **self._meta(), **state}, self.last_path)
 
     def resume(self) -> None:
         """Restore the run from ``last.pt`` (refusing one trained with another recipe).
@@ -179,7 +139,9 @@ class Trainer:
                     raise FileNotFoundError(f"--resume of this run needs {self.last_path} ({type(ext).__name__}'s "
                                             "state lives only there): start the run again without --resume")
             return self._resume_from_best()
-        ck = distributed.from_main(read_checkpoint(self.last_path) if self.world.is_main else None)
+        ck = distributed.from_main(self._read_last() if self.world.is_main else None)
+        if ck is None:  # last.pt unreadable: go on from the best epoch, as where it is missing
+            return self._resume_from_best()
         self._load_same_recipe(ck, self.last_path)
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -187,10 +149,20 @@ class Trainer:
         self.best_acc, self.best_epoch = float(ck["best_acc"]), int(ck["best_epoch"])
         torch.set_rng_state(ck["torch_rng"])
         for ext in self.extensions:
-            ext.load_state_dict(ck)
+            ext.load_state_dict(ck.get("extensions", {}).get(ext.key, ck))  # (version 2: flat in the checkpoint)
+
+    def _read_last(self) -> dict[str, Any] | None:
+        """``last.pt``, or None (with a note) where it cannot be read but ``best_model.pt`` is there to go on from."""
+        try:
+            return checkpoint.read(self.last_path)
+        except ValueError as e:
+            if not self.best_path.exists() or any(not ext.resumes_from_best for ext in self.extensions):
+                raise
+            print(f"NOTE: {e}; going on from {self.best_path.name} instead", file=sys.stderr)
+            return None
 
     def _resume_from_best(self) -> None:
-        ck = distributed.from_main(read_checkpoint(self.best_path) if self.world.is_main else None)
+        ck = distributed.from_main(checkpoint.read(self.best_path) if self.world.is_main else None)
         self._load_same_recipe(ck, self.best_path)
         self.epoch = int(ck["epoch"])
         self.history = [row for row in ck["history"] if row["epoch"] <= self.epoch]
@@ -199,17 +171,17 @@ class Trainer:
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(self.epoch * self.steps_per_epoch):
                 self.sched.step()
-        self.resume_note = (f"NOTE: no {self.last_path.name}: going on from {self.best_path.name} after epoch {self.epoch} "
+        self.resume_note = (f"NOTE: no {self.last_path.name}: going on from {self.best_path.name} "
+                            f"after epoch {self.epoch} "
                             "(weights, history and schedule restored; the optimiser's moments restart at zero)")
         if self.world.is_main:
             print(self.resume_note, file=sys.stderr)
 
     def _load_same_recipe(self, ck: dict[str, Any], path: Path) -> None:
         """Load the weights and normalisation of ``ck``, refusing a checkpoint trained with another recipe."""
-        mine = self._meta()["train_config"]
-        # checkpoints written before these options existed were trained with their defaults
-        later = {f.name: f.default for f in fields(TrainConfig) if f.name in LATER_OPTIONS}
-        theirs = {**later, **ck.get("train_config", {})}
+        mine = self.cfg.to_dict()
+        # checkpoints written before an option existed were trained with its default
+        theirs = {**type(self.cfg)().to_dict(), **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
             raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
@@ -218,11 +190,12 @@ class Trainer:
             raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "
                              "schedule depends on it, so resume with the same --epochs")
         self.model.load_state_dict(ck["state_dict"])
-        self.model.normalize = (ck["normalize"]["mean"], ck["normalize"]["std"])
+        set_preprocessing(self.model, Preprocessing.from_checkpoint(ck))
 
     def autocast(self) -> torch.autocast:
         """Mixed precision for forward passes as ``amp`` asks (off where it is off)."""
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
 
     # -- one epoch ----------------------------------------------------------------------------
     def train_epoch(self) -> tuple[float, float]:
@@ -230,7 +203,7 @@ class Trainer:
         model.train()
         g = torch.Generator().manual_seed(cfg.seed * 100_003 + self.epoch + 1_000_003 * self.world.rank)
         order = self.epoch_order(g)
-        mean, std = model.normalize
+        pre = preprocessing_of(model)
         n_classes = len(model.classes)
         tot_loss = tot_correct = seen = 0.0
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
@@ -239,7 +212,7 @@ class Trainer:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
             y = self.train_labels[idx]
-            x = augment(x, model.input_size, g, scale=cfg.crop_scale, degrees=cfg.rotation).sub_(mean).div_(std)
+            x = pre.normalized(augment(x, model.input_size, g, scale=cfg.crop_scale, degrees=cfg.rotation))
             extra = [ext.batch_targets(self, idx) for ext in self.extensions]  # blended with the labels' partners
             t = torch.cat([F.one_hot(y, n_classes).float()] + [e for e in extra if e is not None], 1)
             x, t = mixup(x, t, cfg.mixup_alpha, g)
@@ -252,6 +225,9 @@ class Trainer:
                 mine = None if e is None else t[:, start:start + e.shape[1]]
                 start += 0 if e is None else e.shape[1]
                 loss = ext.loss(self, logits, x, loss, mine)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the training loss is {float(loss)} at epoch {self.epoch + 1}, step {i + 1}: "
+                                         "training diverged (try a lower --lr); nothing of this epoch was saved")
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()  # (the scaler passes the loss through unless fp16 is on)
             self.scaler.step(self.opt)
@@ -299,29 +275,7 @@ class Trainer:
             self.resume()
             say(f"resuming after epoch {self.epoch} (best val acc {self.best_acc:.4f})")
         while self.epoch < cfg.epochs and self.epoch - self.best_epoch < cfg.patience:
-            t0 = time.time()
-            lr = self.opt.param_groups[0]["lr"]
-            train_loss, train_acc = self.train_epoch()
-            extra: dict[str, float] = {}
-            scored = self.model
-            for ext in self.extensions:
-                scored = ext.after_epoch(self, extra) or scored
-            val_acc, val_loss = self.validate(scored)
-            self.epoch += 1
-            row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                   "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0, **extra}
-            self.history.append(row)
-            improved = val_acc > self.best_acc
-            if improved:
-                self.best_acc, self.best_epoch = val_acc, self.epoch
-            if improved and self.world.is_main:
-                save_checkpoint(scored, self.best_path, epoch=self.epoch, history=self.history,
-                                metrics={"val_acc": val_acc}, **self._meta())
-            self.save_last()
-            self.write_history()
-            say(f"epoch {self.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                  f"val loss {val_loss:.4f} acc {val_acc:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in extra.items())
-                  + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}", flush=True)
+            row = self.run_epoch()
             if self.on_epoch:
                 self.on_epoch(row)
         if self.epoch - self.best_epoch >= cfg.patience:
@@ -331,21 +285,46 @@ class Trainer:
         distributed.wait_for_all()
         return self.history
 
+    def run_epoch(self) -> dict[str, float]:
+        """Train one epoch, let the extensions observe it, validate (the model an extension chose, or the trained
+        one), save ``best_model.pt`` when validation improved and ``last.pt`` always; returns the history row."""
+        t0 = time.time()
+        lr = self.opt.param_groups[0]["lr"]
+        train_loss, train_acc = self.train_epoch()
+        extra: dict[str, float] = {}
+        for ext in self.extensions:
+            ext.after_epoch(self, extra)
+        scored = next((m for m in (ext.model_to_score(self) for ext in self.extensions) if m is not None), self.model)
+        val_acc, val_loss = self.validate(scored)
+        self.epoch += 1
+        row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+               "val_loss": val_loss, "val_acc": val_acc, "seconds": time.time() - t0, **extra}
+        self.history.append(row)
+        improved = val_acc > self.best_acc
+        if improved:
+            self.best_acc, self.best_epoch = val_acc, self.epoch
+        if improved and self.world.is_main:
+            checkpoint.save_network(scored, self.best_path, epoch=self.epoch, history=self.history,
+                                    metrics={"val_acc": val_acc}, **self._meta())
+        self.save_last()
+        self.write_history()
+        if self.world.is_main:
+            print(f"epoch {self.epoch:3d}/{self.cfg.epochs}  lr {lr:.2e}  "
+                  f"train loss {train_loss:.4f} acc {train_acc:.4f}  "
+                  f"val loss {val_loss:.4f} acc {val_acc:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in extra.items())
+                  + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}", flush=True)
+        return row
+
     def write_history(self) -> None:
         """``history.csv``: one row per epoch (the extensions' columns after the loop's own)."""
         if not self.world.is_main:
             return
-        tmp = self.out / ".history.csv.tmp"
         columns = list(self.HISTORY_FIELDS) + [k for k in self.history[-1] if k not in self.HISTORY_FIELDS]
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns)
-            w.writeheader()
-            w.writerows(self.history)
-        tmp.replace(self.out / "history.csv")
+        write_csv(self.out / "history.csv", columns, self.history)
 
     def finish(self) -> dict[str, Any]:
         """Score the best checkpoint on validation and test and store the scores and the history in it
-        (or let an extension do that, as :class:`emo.tune.Tune` does after choosing inference settings)."""
+        (or let an extension do that, as :class:`emo.inference_search.Tune` does after choosing inference settings)."""
         ck = None
         for ext in self.extensions:
             ck = ext.finish(self) or ck

@@ -11,10 +11,13 @@ import torch
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
-from emo.data import make_splits, make_synthetic  # noqa: E402
-from emo.model import ModelConfig  # noqa: E402
-from emo.recipe import TrainConfig  # noqa: E402
-from emo.train import make_trainer  # noqa: E402
+from emo.datasets import make_synthetic  # noqa: E402
+from emo.network import ModelConfig  # noqa: E402
+from emo.splits import make_splits  # noqa: E402
+from emo.train import (
+    TrainConfig,  # noqa: E402
+    make_trainer,  # noqa: E402
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "results" / "best_model.pt"
@@ -55,5 +58,5 @@ def tiny_model_path(tiny_run):
 @pytest.fixture(scope="session")
 def face_video(tmp_path_factory):
     """A 640x480 video of a real photo (scikit-image's astronaut) drifting across the frame."""
-    from emo.faces import sample_photo, write_test_video
+    from emo.video import sample_photo, write_test_video
     return write_test_video(tmp_path_factory.mktemp("video") / "face.avi", sample_photo(), frames=12)

@@ -11,8 +11,8 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import tiny_config  # noqa: E402
-
-from emo.data import make_splits, make_synthetic  # noqa: E402
+from emo.datasets import make_synthetic  # noqa: E402
+from emo.splits import make_splits  # noqa: E402
 from emo.train import make_trainer  # noqa: E402
 
 

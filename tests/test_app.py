@@ -8,6 +8,7 @@ pytest.importorskip("PyQt5")
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from emo.app import build_window  # noqa: E402
+from emo.preprocess import preprocessing_of, set_preprocessing
 from tests.conftest import ROOT  # noqa: E402
 
 
@@ -35,7 +36,7 @@ def test_window_annotates_video_frames_then_stops(qapp, tiny_model_path, face_vi
 def test_window_takes_a_loaded_ensemble(qapp, tiny_model_path, face_video):
     from emo.model import Ensemble, load_model
     a, b = load_model(tiny_model_path), load_model(tiny_model_path)
-    b.crop = 0.9
+    set_preprocessing(b, preprocessing_of(b).with_(crop=0.9))
     ens = Ensemble([a, b]).eval()
     win = build_window(ens, str(face_video), threaded=False)
     assert win.pipeline.model is ens and win.step()
@@ -58,12 +59,18 @@ def test_close_releases_the_source(qapp, tiny_model_path, face_video):
     assert win.source.cap is None and not win.running
 
 
-def test_cli_runs_offscreen_on_a_video(tiny_model_path, face_video):
-    r = subprocess.run([sys.executable, "-m", "emo.app", str(tiny_model_path), "--source", str(face_video),
-                        "--frames", "5"], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                       env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
-    assert r.returncode == 0, r.stderr
-    assert "frames shown" in r.stdout
+def test_cli_runs_offscreen_on_a_video_and_stops_after_the_frames_asked(tiny_model_path, face_video):
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"}
+    for args in ([str(tiny_model_path), "--source", str(face_video)],  # the first spellings still work
+                 ["--model", str(tiny_model_path), "--input", str(face_video)]):
+        r = subprocess.run([sys.executable, "-m", "emo.app", *args, "--frames", "5"], capture_output=True, text=True,
+                           cwd=ROOT, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        shown, fps = r.stdout.strip().splitlines()[-1].split(" frames shown, ")
+        assert int(shown) == 5 and float(fps.split()[0]) > 0  # stopped where asked, having shown frames
+    r = subprocess.run([sys.executable, "-m", "emo.app", str(tiny_model_path), "--model", "default", "--frames", "1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+    assert r.returncode == 2 and "two models given" in r.stderr  # one model, however it is given
 
 
 def test_cli_missing_model_is_one_line(tmp_path):
@@ -97,7 +104,7 @@ def test_missing_window_libraries_are_named_with_their_fix(monkeypatch, capsys):
 def test_a_portrait_photo_is_shown_whole_and_analysed_once(qapp, tiny_model_path, tmp_path):
     import cv2
 
-    from emo.faces import sample_photo
+    from emo.video import sample_photo
     photo = cv2.resize(sample_photo(), (360, 640))  # portrait
     cv2.imwrite(str(tmp_path / "portrait.png"), photo)
     win = build_window(tiny_model_path, str(tmp_path / "portrait.png"))

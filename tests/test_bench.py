@@ -1,6 +1,6 @@
 import pytest
 
-from emo.bench import format_markdown, run
+from emo.bench import count_flops, flops_per_face, format_markdown, run
 
 
 @pytest.fixture(scope="module")
@@ -8,17 +8,31 @@ def quick_run(tiny_model_path):
     return run(tiny_model_path, quick=True)
 
 
-def test_quick_benchmark_runs_and_compares(quick_run):
+def test_quick_benchmark_compares_the_original_design_with_the_model_in_one_table(quick_run, tiny_model_path):
+    from emo.model import load_model
+    from emo.network import ModelConfig, build_model, count_parameters
     rows, info = quick_run
+    by_name = {r.name: r for r in rows}
     names = [r.name for r in rows]
     assert names[0] == "parameters" and names[-1].startswith("projected time per epoch")
-    params = rows[0]
-    assert params.reference == 2_152_775 and params.ours < params.reference
-    flops = rows[1]
-    assert flops.ratio > 5  # the seed's 128x128 design against a tiny 48x48 model
-    assert all(r.reference > 0 and r.ours > 0 for r in rows)
+    tiny = load_model(tiny_model_path)
+    assert (by_name["parameters"].reference, by_name["parameters"].ours) == (2_152_775, count_parameters(tiny))
+    flops = by_name["forward FLOPs per face"]
+    assert flops.reference * 1e6 == pytest.approx(flops_per_face(build_model(ModelConfig())))
+    assert flops.ours * 1e6 == pytest.approx(flops_per_face(tiny)) and flops.ratio > 5
+    # the projected epoch is the measured training rate applied to FER-2013's 28,709 training faces
+    rate, epoch = by_name["training throughput (full recipe, batch 64)"], rows[-1]
+    assert epoch.reference == pytest.approx(28709 / rate.reference / 60)
+    assert epoch.ours == pytest.approx(28709 / rate.ours / 60)
     md = format_markdown(rows, info)
     assert "| parameters | 2,152,775" in md and info["cpu"] in md
+    assert f"{flops.ratio:.1f}x" in md  # each row's ratio is printed beside its two figures
+
+
+def test_flops_are_counted_as_two_per_multiply_add():
+    import torch
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)  # 8 x 3 x 3 x 3 multiply-adds at each of 10 x 10 places
+    assert count_flops(conv, (1, 3, 10, 10)) == 2 * 8 * 3 * 3 * 3 * 10 * 10
 
 
 def test_the_peer_is_measured_in_the_same_run_when_installed(quick_run):
@@ -29,7 +43,8 @@ def test_the_peer_is_measured_in_the_same_run_when_installed(quick_run):
         assert "not measured: fer is not installed" in md
         return
     names = [r.name for r in info["peer"]]
-    assert names[0].startswith("accuracy on 64 test faces") and names[1].startswith("latency") and "batch 16" in names[2]
+    assert names[0].startswith("accuracy on 64 test faces")
+    assert names[1].startswith("latency") and "batch 16" in names[2]
     assert all(r.reference > 0 and r.ours > 0 for r in info["peer"]) and "| fer | ours |" in md
 
 

@@ -1,11 +1,12 @@
-"""The ending every ``python -m emo.<command>`` shares, and the arguments of those that combine checkpoints (emo.cli)."""
+"""The ending every ``python -m emo.<command>`` shares, and the arguments of those that combine checkpoints
+(emo.cli)."""
+
 
 import pytest
 import torch
 
-from pathlib import Path
-
 from emo.cli import checkpoints_parser, command_line, run_command
+from emo.files import PROJECT_ROOT, RUNS_DIR
 
 
 def test_run_command_turns_bad_input_into_one_line_and_exit_2_and_lets_bugs_through(capsys):
@@ -35,16 +36,16 @@ def test_command_line_quotes_what_the_shell_would_split():
     assert command_line("emo.train", ["runs/a b", "--epochs", "5"]) == "python -m emo.train 'runs/a b' --epochs 5"
 
 
-def test_checkpoints_parser_takes_several_checkpoints_and_names_its_default_in_the_project(capsys):
-    root = Path("/somewhere/emo")
-    p = checkpoints_parser("emo.soup", "Average weights.\n\nMore.", "the checkpoints", root / "runs" / "soup" / "best_model.pt",
-                           root)
+def test_checkpoints_parser_takes_several_checkpoints_and_names_its_default_in_the_project(capsys, monkeypatch):
+    default = RUNS_DIR / "soup" / "best_model.pt"
+    monkeypatch.chdir(PROJECT_ROOT)  # the default is shown as typed from where the command runs
+    p = checkpoints_parser("emo.soup", "Average weights.\n\nMore.", "the checkpoints", default)
     a = p.parse_args(["a.pt", "b.pt", "--threads", "2"])
-    assert (a.checkpoints, a.out, a.data, a.threads) == (["a.pt", "b.pt"], "/somewhere/emo/runs/soup/best_model.pt",
-                                                           "auto", 2)
+    assert (a.checkpoints, a.out, a.data, a.threads) == (["a.pt", "b.pt"], str(default), "auto", 2)
     p.print_help()
     help_text = " ".join(capsys.readouterr().out.split())
-    assert help_text.startswith("usage: python -m emo.soup") and "Average weights." in help_text and "More." not in help_text
+    assert help_text.startswith("usage: python -m emo.soup")
+    assert "Average weights." in help_text and "More." not in help_text
     assert "(default runs/soup/best_model.pt)" in help_text
     assert "--data NAME" in help_text and "--source" not in help_text  # the first name still works, unshown
     assert p.parse_args(["a.pt", "--data", "mine"]).data == p.parse_args(["a.pt", "--source", "mine"]).data == "mine"

@@ -7,9 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from emo import data
-from emo.data import (FER2013_CLASSES, PRIVATE_TEST, PUBLIC_TEST, TRAINING, DataImportError, augment, check_sizes,
-                      import_fer2013, load_dataset, load_fer2013, make_splits, mixup, read_fer2013)
+from emo import data, importers
+from emo.augment import augment, mixup
+from emo.data import import_fer2013, read_fer2013
+from emo.datasets import (
+    FER2013_CLASSES,
+    PRIVATE_TEST,
+    PUBLIC_TEST,
+    TRAINING,
+    DataImportError,
+    fer2013_available,
+    load_dataset,
+    load_imported,
+)
+from emo.preprocess import Preprocessing
+from emo.splits import check_sizes, make_splits
 from tests.conftest import ROOT
 
 
@@ -52,7 +64,7 @@ def test_kaggle_zip_import(kaggle_zip, tmp_path):
     assert ds.unreadable == ["fer2013/train/happy/broken.jpg"]  # listed, so the user can look at it
     # the 64x64 PNG was resized to 48x48
     assert ds.images[names.index("neutral")].shape == (48, 48)
-    again = load_fer2013(tmp_path / "data")
+    again = load_imported("fer2013", tmp_path / "data")
     assert np.array_equal(again.images, ds.images) and again.classes == FER2013_CLASSES
 
 
@@ -63,7 +75,7 @@ def test_unpacked_folder_import_and_reimport_does_not_duplicate(tmp_path):
         (root / name).write_bytes(buf)
     first = import_fer2013(root, tmp_path / "data")
     second = import_fer2013(root, tmp_path / "data")
-    assert len(first) == len(second) == len(load_fer2013(tmp_path / "data")) == 6
+    assert len(first) == len(second) == len(load_imported("fer2013", tmp_path / "data")) == 6
 
 
 def test_import_says_what_it_replaces_and_what_a_partial_copy_cannot_do(kaggle_zip, tmp_path, capsys):
@@ -76,7 +88,8 @@ def test_import_says_what_it_replaces_and_what_a_partial_copy_cannot_do(kaggle_z
     capsys.readouterr()
     assert data.main(["import", str(only_train), "--data-dir", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "it holds 6 faces now" in said and "imported 1 faces" in said and "replacing 6 (Training 3, PublicTest 1" in said
+    assert "it holds 6 faces now" in said and "imported 1 faces" in said
+    assert "replacing 6 (Training 3, PublicTest 1" in said
     assert "NOTE: no test faces" in said and "NOTE: no training faces of angry, disgust" in said
     # a damaged archive never replaces the copy there: the import fails first, with a one-line error
     cut = tmp_path / "cut.zip"
@@ -206,9 +219,9 @@ def test_synthetic_classes_differ_visibly(synthetic):
     assert min(dists) > 1.0  # every pair of classes differs on average
 
 
-@pytest.mark.skipif(not data.fer2013_available(), reason="FER-2013 not imported (python -m emo.data import PATH)")
+@pytest.mark.skipif(not fer2013_available(), reason="FER-2013 not imported (python -m emo.data import PATH)")
 def test_imported_fer2013_has_the_published_sizes():
-    ds = load_fer2013()
+    ds = load_imported("fer2013")
     assert check_sizes(make_splits(ds, "standard")) and check_sizes(make_splits(ds, "reference"))
     counts = {c: int((ds.labels[ds.usage == TRAINING] == k).sum()) for k, c in enumerate(ds.classes)}
     assert counts == {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "neutral": 4965, "sad": 4830,
@@ -235,7 +248,7 @@ def test_mixup_blends_inputs_and_targets():
 
 
 def test_center_crop_keeps_the_middle_of_the_face():
-    from emo.data import center_crop, to_tensor
+    from emo.preprocess import center_crop
     x = torch.zeros(1, 1, 48, 48)
     x[..., 12:36, 12:36] = 1.0  # a bright square over the central half
     assert torch.equal(center_crop(x, 1.0), x)
@@ -243,7 +256,7 @@ def test_center_crop_keeps_the_middle_of_the_face():
     assert half.shape == x.shape and half[..., 1:-1, 1:-1].min() > 0.99  # the square now fills the frame
     assert center_crop(x, 0.75).mean() == pytest.approx((24 / 36) ** 2, abs=0.01)  # 36 px kept, the square is 24
     faces = (x[:, 0] * 255).to(torch.uint8).numpy()
-    assert torch.allclose(to_tensor(faces, 48, 0.0, 1.0, crop=0.5), half, atol=1e-5)
+    assert torch.allclose(Preprocessing(48, 0.0, 1.0, crop=0.5)(faces).contiguous(), half, atol=1e-5)
     for bad in (0.0, 0.3, 1.2):
         with pytest.raises(ValueError, match=f"crop fraction {bad}"):
             center_crop(x, bad)
@@ -254,10 +267,11 @@ def test_an_interrupted_import_leaves_the_earlier_copy_and_says_so(kaggle_zip, t
     assert data.main(["import", str(kaggle_zip), "--data-dir", str(out)]) == 0
     before = (out / "fer2013.npz").read_bytes()
 
-    def ctrl_c(buf):
+    def ctrl_c(self, gray):
         raise KeyboardInterrupt
-    monkeypatch.setattr(data, "_decode", ctrl_c)
+    monkeypatch.setattr(importers._FaceCropper, "__call__", ctrl_c)
     capsys.readouterr()
     assert data.main(["import", str(kaggle_zip), "--data-dir", str(out)]) == 130
     assert "is as it was before; run the same command again" in capsys.readouterr().err
-    assert (out / "fer2013.npz").read_bytes() == before and not list(out.glob("*.tmp*"))
+    assert (out / "fer2013.npz").read_bytes() == before
+    assert not list(out.glob(".emo-tmp-*")) and not list(out.glob("*.tmp*"))

@@ -1,9 +1,10 @@
 import cv2
 import torch
 
-from emo.demo import WidgetDemo
-from emo.faces import faces_html, sample_photo
 from emo.model import load_model
+from emo.pipeline import faces_html
+from emo.video import sample_photo
+from emo.widget import WidgetDemo
 
 
 def test_widget_demo_plays_a_video_to_the_end(tiny_model_path, face_video):

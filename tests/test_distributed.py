@@ -30,8 +30,8 @@ def test_torchrun_processes_train_their_own_shards_in_step_and_resume(tmp_path):
 
 def test_torchrun_runs_emo_train_with_one_writer(tmp_path):
     out = tmp_path / "run"
-    r = subprocess.run(TORCHRUN + ["-m", "emo.train", str(out), "--data", "synthetic", "--epochs", "2", "--limit", "128",
-                                   "--batch-size", "32", *TINY, "--no-progress"],
+    r = subprocess.run(TORCHRUN + ["-m", "emo.train", str(out), "--data", "synthetic", "--epochs", "2",
+                                   "--limit", "128", "--batch-size", "32", *TINY, "--no-progress"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("epoch   2/2") == 1 and r.stdout.count("training on synthetic") == 1  # rank 0 speaks

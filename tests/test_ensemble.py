@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from emo import checkpoint
 from emo.ensemble import make_ensemble, select_members
 from emo.evaluate import run as evaluate
-from emo.model import Ensemble, MiniXception, load_model, model_from_checkpoint, predict_proba, read_checkpoint
+from emo.model import Ensemble, load_model, predict_proba
+from emo.network import MiniXception
+from emo.preprocess import preprocessing_of
 from emo.saliency import grad_cam
 from emo.soup import make_soup
 from emo.train import make_trainer
@@ -41,7 +44,7 @@ def two_runs(tmp_path_factory, synthetic_splits, tiny_run):
                  tune=True).fit()
     paths = []
     for src, crop, name in ((tiny_run[0] / "best_model.pt", 1.0, "a.pt"), (out / "run" / "best_model.pt", 0.9, "b.pt")):
-        ck = read_checkpoint(src)
+        ck = checkpoint.read(src)
         ck["crop"] = crop
         torch.save(ck, out / name)
         paths.append(out / name)
@@ -50,7 +53,7 @@ def two_runs(tmp_path_factory, synthetic_splits, tiny_run):
 
 def test_ensemble_predicts_the_mean_of_its_members_each_at_its_crop(two_runs, synthetic_splits):
     a, b = (load_model(p) for p in two_runs)
-    assert (a.crop, b.crop) == (1.0, 0.9)
+    assert (preprocessing_of(a).crop, preprocessing_of(b).crop) == (1.0, 0.9)
     ens = Ensemble([a, b]).eval()
     faces = synthetic_splits.test.images[:20]
     expected = (predict_proba(a, faces) + predict_proba(b, faces)) / 2
@@ -74,8 +77,9 @@ def test_make_ensemble_writes_a_checkpoint_that_loads_scores_and_explains_itself
     kept = [r for r in rounds if r["kept"]]
     if len(kept) == 1:  # one member: the ensemble must be exactly that network
         assert isinstance(model, Ensemble) and len(model.members) == 1
-    assert [m.crop for m in model.members] == [r["crop"] for r in kept]
-    assert model.classes == tuple(ck["classes"]) and model.meta["history"] == read_checkpoint(kept[0]["path"])["history"]
+    assert [preprocessing_of(m).crop for m in model.members] == [r["crop"] for r in kept]
+    assert model.classes == tuple(ck["classes"])
+    assert model.meta["history"] == checkpoint.read(kept[0]["path"])["history"]
     # its recorded scores are what evaluation measures, and the validation one is selection's
     r = evaluate(out, None, source="synthetic", figures=False)
     assert r["test"]["accuracy"] == pytest.approx(model.meta["metrics"]["test_acc"])
@@ -112,7 +116,7 @@ def test_an_ensemble_is_refused_where_one_network_is_needed(two_runs, tmp_path, 
 def test_an_ensemble_is_made_on_its_members_own_data(two_runs, tmp_path):
     moved = []
     for i, path in enumerate(two_runs):
-        ck = read_checkpoint(path)
+        ck = checkpoint.read(path)
         ck["dataset"] = "fer2013"
         torch.save(ck, tmp_path / f"{i}.pt")
         moved.append(tmp_path / f"{i}.pt")
@@ -130,7 +134,8 @@ def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
     assert load_model(out).meta["ensemble"]["command"].startswith("python -m emo.ensemble")
     before = out.read_bytes()  # a second ensemble into the same file: refused, the first left as it was
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "exists already" in r.stderr and "--overwrite" in r.stderr and out.read_bytes() == before
+    assert r.returncode == 2 and "exists already" in r.stderr and "--overwrite" in r.stderr
+    assert out.read_bytes() == before
     assert subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, cwd=ROOT).returncode == 0
     r = subprocess.run([sys.executable, "-m", "emo.ensemble", str(two_runs[0]), str(tmp_path / "missing.pt"),
                         "--source", "synthetic"], capture_output=True, text=True, cwd=ROOT)
@@ -143,7 +148,7 @@ def test_cli_writes_the_ensemble_and_refuses_bad_input(two_runs, tmp_path):
 def test_an_ensemble_folder_holds_its_members_and_loads_wherever_it_is_copied(two_runs, tmp_path):
     out = tmp_path / "ens" / "best_model.pt"
     ck = make_ensemble(list(two_runs), out, source="synthetic", log=lambda s: None)
-    assert "state_dict" not in read_checkpoint(out) and out.stat().st_size < two_runs[0].stat().st_size / 4
+    assert "state_dict" not in checkpoint.read(out) and out.stat().st_size < two_runs[0].stat().st_size / 4
     assert all(m["path"].startswith("members/") and (out.parent / m["path"]).is_file() for m in ck["members"])
     moved = tmp_path / "elsewhere" / "copy"  # the folder alone, copied: it needs nothing outside itself
     shutil.copytree(out.parent, moved)
@@ -151,7 +156,7 @@ def test_an_ensemble_folder_holds_its_members_and_loads_wherever_it_is_copied(tw
     ens = load_model(moved / "best_model.pt")
     assert isinstance(ens, Ensemble) and len(ens.members) == len(ck["members"])
     member = moved / ck["members"][0]["path"]
-    spoiled = read_checkpoint(member)
+    spoiled = checkpoint.read(member)
     spoiled["crop"] = 0.85
     torch.save(spoiled, member)
     with pytest.raises(ValueError, match="has changed since the ensemble .* was made: make the ensemble again"):
@@ -162,7 +167,7 @@ def test_an_ensemble_folder_holds_its_members_and_loads_wherever_it_is_copied(tw
     with pytest.raises(ValueError, match="is one of the candidates"):
         make_ensemble(list(two_runs), two_runs[1], source="synthetic")
     with pytest.raises(ValueError, match="load it with load_model"):
-        model_from_checkpoint(ck)
+        checkpoint.network(ck)
 
 
 SHIPPED_ENSEMBLE = ROOT / "results" / "ensemble" / "best_model.pt"
@@ -173,7 +178,7 @@ def test_the_committed_ensemble_loads_from_its_committed_members(tmp_path):
     ens = load_model(SHIPPED_ENSEMBLE)  # checks each member file's SHA-256
     kept = [r for r in ens.meta["ensemble"]["rounds"] if r["kept"]]
     assert isinstance(ens, Ensemble) and len(ens.members) == len(kept) == len(ens.meta["members"]) >= 2
-    assert [m.crop for m in ens.members] == [r["crop"] for r in kept]
+    assert [preprocessing_of(m).crop for m in ens.members] == [r["crop"] for r in kept]
     # each member lives in the ensemble's own folder, named after the round that kept it
     assert [m["path"] for m in ens.meta["members"]] == \
         [f"members/{k}-{Path(r['path']).parent.name}.pt" for k, r in enumerate(kept, 1)]

@@ -3,9 +3,12 @@ import json
 import numpy as np
 import pytest
 
-from emo.data import Split
-from emo.evaluate import evaluate_split, labels_in_model_order, run
-from emo.model import build_model, load_model
+from emo.evaluate import run
+from emo.evaluation import evaluate_split, labels_in_model_order
+from emo.model import load_model
+from emo.network import build_model
+from emo.preprocess import preprocessing_of
+from emo.splits import Split
 
 
 def test_run_writes_metrics_and_figures(tiny_model_path, tmp_path):
@@ -74,12 +77,13 @@ def test_cli_tune_writes_the_chosen_settings_into_a_new_checkpoint_beside_it(tin
     out = capsys.readouterr().out
     assert model.read_bytes() == before  # the model it did not write is left as it was
     tuned = load_model(tmp_path / "best_model.tuned.pt")
-    assert "inference settings chosen on validation" in out and f"centre crop {tuned.crop:g}" in out
-    from emo.tune import BN_SOURCES, CROP_CANDIDATES
+    assert "inference settings chosen on validation" in out and f"centre crop {preprocessing_of(tuned).crop:g}" in out
+    from emo.inference_search import BN_SOURCES, CROP_CANDIDATES
     tried = [(r["crop"], r["bn"]) for r in tuned.meta["inference_search"]]
     assert tried == [(c, bn) for bn in BN_SOURCES for c in CROP_CANDIDATES] and tuned.meta["epoch"] == ck["epoch"]
     assert all(f"{bn:13s} BN: validation" in out for bn in BN_SOURCES)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert saved["crop"] == tuned.crop and saved["val"]["accuracy"] == pytest.approx(tuned.meta["metrics"]["val_acc"])
+    assert saved["crop"] == preprocessing_of(tuned).crop
+    assert saved["val"]["accuracy"] == pytest.approx(tuned.meta["metrics"]["val_acc"])
     assert main([str(model), "--tune", "--source", "synthetic", "--no-figures"]) == 2  # never over an earlier one
     assert "best_model.tuned.pt exists already" in capsys.readouterr().err

@@ -9,17 +9,20 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from emo.export import OnnxModel, main  # noqa: E402
-from emo.faces import sample_photo  # noqa: E402
-from emo.model import Ensemble, load_model, predict_proba, read_checkpoint  # noqa: E402
+from emo import checkpoint
+from emo.export import main  # noqa: E402
+from emo.model import Ensemble, load_model, predict_proba  # noqa: E402
+from emo.onnx_model import OnnxModel  # noqa: E402
 from emo.predict import main as predict_main  # noqa: E402
+from emo.preprocess import preprocessing_of
+from emo.video import sample_photo  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def cropped(tiny_model_path, tmp_path_factory):
     """The tiny model with a 0.9 centre crop."""
     folder = tmp_path_factory.mktemp("onnx")
-    ck = read_checkpoint(tiny_model_path)
+    ck = checkpoint.read(tiny_model_path)
     ck["crop"] = 0.9
     torch.save(ck, folder / "cropped.pt")
     return folder / "cropped.pt"
@@ -30,10 +33,11 @@ def test_the_exported_graph_gives_pytorchs_probabilities_on_the_whole_generated_
     out = tmp_path / "m.onnx"
     assert main([str(cropped), "--out", str(out)]) == 0
     ort_model, torch_model = load_model(out), load_model(cropped)
-    assert isinstance(ort_model, OnnxModel) and ort_model.crop == 1.0  # the graph crops, not the caller
+    assert isinstance(ort_model, OnnxModel)
+    assert preprocessing_of(ort_model).crop == 1.0  # the graph crops, not the caller
     meta = ort_model.meta
     assert json.loads(meta["classes"]) == list(torch_model.classes) and int(meta["input_size"]) == 48
-    assert float(meta["crop"]) == 0.9 and float(meta["normalize_mean"]) == torch_model.normalize[0]
+    assert float(meta["crop"]) == 0.9 and float(meta["normalize_mean"]) == preprocessing_of(torch_model).normalize[0]
     faces = synthetic_splits.test.images
     for tta in (False, True):
         assert np.abs(predict_proba(ort_model, faces, tta) - predict_proba(torch_model, faces, tta)).max() < 1e-4

@@ -2,9 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emo.faces import (EmotionPipeline, FpsMeter, FrameSource, HaarDetector, SourceError, YuNetDetector, crop_faces,
-                       sample_photo)
+from emo.faces import HaarDetector, YuNetDetector, crop_faces
 from emo.model import load_model
+from emo.pipeline import EmotionPipeline
+from emo.video import FpsMeter, FrameSource, SourceError, sample_photo
 from tests.conftest import SHIPPED_MODEL
 
 # Where the one face of scikit-image's astronaut photo is (x, y, w, h), by eye.
@@ -26,10 +27,21 @@ def test_no_face_in_a_blank_frame():
     assert len(HaarDetector()(np.full((480, 640), 128, np.uint8))) == 0
 
 
-def test_crop_faces_pads_at_the_border():
-    gray = np.arange(100 * 100, dtype=np.uint32).reshape(100, 100).astype(np.uint8)
-    crops = crop_faces(gray, np.array([[0, 0, 40, 40], [30, 30, 20, 20]]), 48, margin=0.25)
-    assert crops.shape == (2, 48, 48) and crops.dtype == np.uint8
+def test_crop_faces_grows_the_box_and_pads_with_edge_pixels_where_it_leaves_the_frame():
+    gray = np.tile(np.arange(100, dtype=np.uint8), (100, 1)) + np.arange(100, dtype=np.uint8)[:, None]  # x + y
+    # a box in the corner: grown by a quarter of its side each way, it starts 10 pixels outside the frame
+    corner = crop_faces(gray, np.array([[0, 0, 40, 40]]), 60, margin=0.25)[0]  # 60 = its grown side: no resampling
+    inside = np.arange(50, dtype=np.int32)
+    assert np.array_equal(corner[10:, 10:], inside[:, None] + inside[None, :])  # the frame's pixels, in place
+    assert np.array_equal(corner[:10, 10:], np.tile(inside, (10, 1)))  # above the frame: its top row repeated
+    assert np.array_equal(corner[10:, :10], np.tile(inside[:, None], (1, 10)))  # left of it: its first column
+    assert (corner[:10, :10] == 0).all()
+    # a box inside the frame is cut around its centre, grown by the margin, nothing padded
+    middle = crop_faces(gray, np.array([[30, 30, 20, 20]]), 30, margin=0.25)[0]
+    assert np.array_equal(middle, gray[25:55, 25:55])
+    # resized to the network's input, as many crops as boxes
+    assert crop_faces(gray, np.array([[0, 0, 40, 40], [30, 30, 20, 20]]), 48).shape == (2, 48, 48)
+    assert crop_faces(gray, np.zeros((0, 4), int), 48).shape == (0, 48, 48)
 
 
 def test_pipeline_annotates_every_face(tiny_model_path):

@@ -9,11 +9,22 @@ import numpy as np
 import pytest
 import torch
 
+import emo.datasets
 from emo import data
-from emo.data import PRIVATE_TEST, PUBLIC_TEST, TRAINING, DataImportError, load_dataset, make_splits, make_synthetic
-from emo.faces import sample_photo
-from emo.imagefolder import export_image_folders, merge_classes, read_image_folders
+from emo.datasets import (
+    PRIVATE_TEST,
+    PUBLIC_TEST,
+    TRAINING,
+    DataImportError,
+    load_dataset,
+    load_imported,
+    make_synthetic,
+)
+from emo.importers import merge_classes, read_image_folders
+from emo.importers import write_image_folders as export_image_folders
 from emo.model import load_model
+from emo.splits import make_splits
+from emo.video import sample_photo
 from tests.conftest import tiny_config
 
 CLASSES = ("angry", "happy", "sad")
@@ -46,7 +57,8 @@ def test_train_test_folders_of_any_size_and_colour_import_with_a_seeded_validati
     (root / "train" / "happy" / "broken.jpg").write_bytes(b"not an image")
     (root / "train" / "happy" / "notes.txt").write_text("hello")
     ds = read_image_folders(root, "mine", size=40)
-    assert ds.classes == CLASSES and ds.name == "mine" and ds.images.shape[1:] == (40, 40) and ds.images.dtype == np.uint8
+    assert ds.classes == CLASSES and ds.name == "mine"
+    assert ds.images.shape[1:] == (40, 40) and ds.images.dtype == np.uint8
     assert ds.unreadable == ["train/happy/broken.jpg"]
     assert ds.skipped == {"not an image file": 1, "unreadable image": 1}
     # no val/: one training face in ten of each class validates; test/ tests
@@ -103,7 +115,7 @@ def test_duplicates_across_splits_are_warned_and_faces_found_with_detect(tmp_pat
     _write(root / "train" / "happy" / "photo", sample_photo(), ".jpg")  # a photo, not a cropped face
     assert data.main(["import", str(root), "--name", "mine", "--detect", "--data-dir", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    ds = data.load_imported("mine", tmp_path / "d")
+    ds = load_imported("mine", tmp_path / "d")
     # the flat drawn faces hold no face for the detector: skipped, counted and listed; the photo's face is kept
     assert "found no face in 19 image(s), skipped: test/angry/x0.png" in out
     assert len(ds) == 1 and ds.usage[0] == TRAINING and ds.labels[0] == CLASSES.index("happy")
@@ -130,11 +142,12 @@ def test_a_dataset_of_your_own_in_five_commands(tmp_path, monkeypatch, tiny_mode
     from emo import evaluate, predict, train
     six = merge_classes(make_synthetic(per_class=20), {"disgust": "angry"})
     export_image_folders(six, tmp_path / "folders")
-    monkeypatch.setattr(data, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(emo.datasets, "DATA_DIR", tmp_path / "data")
     assert data.main(["import", str(tmp_path / "folders"), "--name", "six"]) == 0
     assert data.main(["info"]) == 0 and "six: 140 faces of 48x48, 6 classes" in capsys.readouterr().out
     run = tmp_path / "run"
-    assert train.main([str(run), "--data", "six", "--init", str(tiny_model_path), "--epochs", "1", "--no-progress"]) == 0
+    assert train.main([str(run), "--data", "six", "--init", str(tiny_model_path), "--epochs", "1",
+                       "--no-progress"]) == 0
     log = (run / "train_log.txt").read_text()
     assert "data six" in log and "the linear head (2 tensors) is initialised afresh" in log
     model = load_model(run / "best_model.pt")

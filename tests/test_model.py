@@ -2,9 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from emo.data import FER2013_CLASSES
-from emo.model import (ModelConfig, SeparableConv, SqueezeExcite, build_model, count_parameters, load_model,
-                       predict_proba, save_checkpoint)
+from emo import checkpoint
+from emo.datasets import FER2013_CLASSES
+from emo.model import load_model, predict_proba
+from emo.network import (
+    ModelConfig,
+    SeparableConv,
+    SqueezeExcite,
+    build_model,
+    count_parameters,
+)
+from emo.preprocess import preprocessing_of, set_preprocessing
 
 
 def test_reference_parameter_count():
@@ -40,12 +48,12 @@ def test_config_errors_name_the_bad_value():
 def test_checkpoint_round_trip(tmp_path):
     classes = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise")  # deliberately not alphabetical
     m = build_model(input_size=48, downsample="stride", widths=(16, 16, 32, 32, 32), classes=classes).eval()
-    m.normalize = (0.4, 0.2)
-    path = save_checkpoint(m, tmp_path / "m.pt", protocol="standard", metrics={"test_acc": 0.5})
+    set_preprocessing(m, preprocessing_of(m).with_(mean=(0.4, 0.2)[0], std=(0.4, 0.2)[1]))
+    path = checkpoint.save_network(m, tmp_path / "m.pt", protocol="standard", metrics={"test_acc": 0.5})
     ck = torch.load(path, weights_only=True)
     assert ck["classes"] == list(classes) and ck["protocol"] == "standard" and ck["input_size"] == 48
     loaded = load_model(path)
-    assert loaded.classes == classes and loaded.input_size == 48 and loaded.normalize == (0.4, 0.2)
+    assert loaded.classes == classes and loaded.input_size == 48 and preprocessing_of(loaded).normalize == (0.4, 0.2)
     assert not loaded.training and loaded.meta["metrics"] == {"test_acc": 0.5}
     x = torch.randn(3, 1, 48, 48)
     assert torch.allclose(loaded(x), m(x), atol=1e-5)
@@ -61,7 +69,7 @@ def test_bad_checkpoint_files(tmp_path):
     with pytest.raises(ValueError, match="not an emo checkpoint"):
         load_model(tmp_path / "foreign.pt")
     m = build_model(input_size=48, widths=(16, 16, 32, 32, 32))
-    path = save_checkpoint(m, tmp_path / "m.pt")
+    path = checkpoint.save_network(m, tmp_path / "m.pt")
     ck = torch.load(path, weights_only=True)
     ck["config"]["widths"] = [16, 16, 32, 32, 64]
     torch.save(ck, tmp_path / "mismatch.pt")
@@ -71,16 +79,16 @@ def test_bad_checkpoint_files(tmp_path):
 
 def test_truncated_write_never_replaces_a_good_checkpoint(tmp_path, monkeypatch):
     m = build_model(input_size=48, widths=(16, 16, 32, 32, 32))
-    path = save_checkpoint(m, tmp_path / "best.pt")
+    path = checkpoint.save_network(m, tmp_path / "best.pt")
     good = path.read_bytes()
 
     def dies_halfway(obj, f, *a, **k):
-        open(f, "wb").write(good[: len(good) // 2])
+        f.write(good[: len(good) // 2])
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(m, path)
+        checkpoint.save_network(m, path)
     assert path.read_bytes() == good
     load_model(path)
 
@@ -115,21 +123,20 @@ def test_predict_proba_and_tta():
 
 
 def test_test_time_crop_travels_with_the_checkpoint_and_is_applied(tmp_path, tiny_model_path, synthetic_splits):
-    from emo.data import to_tensor
     m = load_model(tiny_model_path)
-    m.crop = 0.7
-    path = save_checkpoint(m, tmp_path / "m.pt")
+    set_preprocessing(m, preprocessing_of(m).with_(crop=0.7))
+    path = checkpoint.save_network(m, tmp_path / "m.pt")
     loaded = load_model(path)
-    assert loaded.crop == 0.7
+    assert preprocessing_of(loaded).crop == 0.7
     faces = synthetic_splits.test.images[:8]
     with torch.inference_mode():
-        cropped, whole = (loaded(to_tensor(faces, 48, *loaded.normalize, crop=c)).softmax(1).numpy() for c in (0.7, 1.0))
+        cropped, whole = (loaded(preprocessing_of(loaded).with_(crop=c)(faces)).softmax(1).numpy() for c in (0.7, 1.0))
     assert not np.allclose(cropped, whole, atol=1e-4)
     assert np.allclose(predict_proba(loaded, faces), cropped, atol=1e-6)
-    loaded.crop = 1.0
+    set_preprocessing(loaded, preprocessing_of(loaded).with_(crop=1.0))
     assert np.allclose(predict_proba(loaded, faces), whole, atol=1e-6)
     # checkpoints written before the crop existed show the model the whole face
     ck = torch.load(path, weights_only=True)
     del ck["crop"]
     torch.save(ck, tmp_path / "old.pt")
-    assert load_model(tmp_path / "old.pt").crop == 1.0
+    assert preprocessing_of(load_model(tmp_path / "old.pt")).crop == 1.0

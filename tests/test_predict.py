@@ -2,8 +2,8 @@ import csv
 
 import cv2
 
-from emo.faces import sample_photo
 from emo.predict import main
+from emo.video import sample_photo
 
 
 def read_rows(path):
@@ -21,7 +21,8 @@ def test_photos_videos_and_folders_become_annotated_files_and_one_csv(tiny_model
     photo = [r for r in rows if r["file"] == "portrait.png"]
     video = [r for r in rows if r["file"] == face_video.name]
     assert len(photo) == 1 and photo[0]["frame"] == "0" and photo[0]["label"] in photo[0]
-    assert abs(sum(float(photo[0][c]) for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")) - 1) < 1e-3
+    assert abs(sum(float(photo[0][c])
+                   for c in ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")) - 1) < 1e-3
     assert len({r["frame"] for r in video}) > 6 and float(video[-1]["time_s"]) > 0  # a face in most frames, timed
     assert (out / "portrait.jpg").is_file() and (out / f"{face_video.stem}.avi").is_file()
     assert (out / f"{face_video.stem}_emotions.png").stat().st_size > 10_000

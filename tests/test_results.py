@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from emo.data import PROJECT_ROOT
+from emo import checkpoint
+from emo.checkpoint import SHIPPED_MODELS
 from emo.evaluate import format_results
-from emo.model import SHIPPED_MODELS, read_checkpoint
+from emo.files import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "results"
 README = PROJECT_ROOT / "README.md"
@@ -42,7 +43,7 @@ def test_the_shipped_model_and_the_ensemble_are_evaluated():
 
 @pytest.mark.parametrize("folder", EVALUATED)
 def test_metrics_json_was_measured_on_the_checkpoint_beside_it(folder):
-    metrics, ck = metrics_of(RESULTS / folder), read_checkpoint(RESULTS / folder / "best_model.pt")
+    metrics, ck = metrics_of(RESULTS / folder), checkpoint.read(RESULTS / folder / "best_model.pt")
     for key in ("classes", "input_size", "crop", "dataset", "protocol"):
         assert metrics[key] == ck[key], f"results/{folder}: metrics.json's {key} is not the checkpoint's"
     for split, key in CHECKPOINT_KEYS.items():  # the checkpoint's own scores, written when it was made
@@ -78,7 +79,7 @@ def test_results_holds_only_what_ships():
     """The shipped models (default, ensemble, small where it ships) and the members the ensemble names: no other
     checkpoint, no code."""
     ensemble = RESULTS / "ensemble" / "best_model.pt"
-    members = {(ensemble.parent / m["path"]).resolve() for m in read_checkpoint(ensemble)["members"]}
+    members = {(ensemble.parent / m["path"]).resolve() for m in checkpoint.read(ensemble)["members"]}
     shipped = {p.resolve() for p in SHIPPED_MODELS.values() if p.exists()}
     assert {p.resolve() for p in RESULTS.rglob("*.pt")} == shipped | members
     assert {(RESULTS / "best_model.pt").resolve(), ensemble.resolve()} <= shipped

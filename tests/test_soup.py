@@ -4,7 +4,8 @@ import sys
 import pytest
 import torch
 
-from emo.model import load_model, read_checkpoint
+from emo import checkpoint
+from emo.model import load_model
 from emo.soup import average_weights, make_soup, read_ingredients
 from tests.conftest import ROOT
 
@@ -22,7 +23,7 @@ def test_average_weights_is_the_mean_and_keeps_counters():
 def ingredients(tmp_path, tiny_run):
     """The tiny trained model, and a spoiled copy of it whose head votes against it."""
     good = tiny_run[0] / "best_model.pt"
-    ck = read_checkpoint(good)
+    ck = checkpoint.read(good)
     ck["state_dict"] = {k: -v if k == "head.3.weight" else v for k, v in ck["state_dict"].items()}
     spoiled = tmp_path / "spoiled.pt"
     torch.save(ck, spoiled)
@@ -50,7 +51,7 @@ def test_a_kept_ingredient_is_averaged_in(ingredients, tmp_path, tiny_run, synth
     from emo.soup import greedy_soup
     good, _ = ingredients
     head = "head.3.weight"
-    first, twin = read_checkpoint(good), read_checkpoint(good)
+    first, twin = checkpoint.read(good), checkpoint.read(good)
     twin["state_dict"][head] = twin["state_dict"][head] * 0.5  # other weights, the same architecture
     state, crop, rows = greedy_soup([first, twin], synthetic_splits, bn_faces=64)
     assert sorted(r["index"] for r in rows) == [0, 1] and rows[0]["val_acc"] >= rows[1]["val_acc"]
@@ -58,14 +59,14 @@ def test_a_kept_ingredient_is_averaged_in(ingredients, tmp_path, tiny_run, synth
     best = first if rows[0]["index"] == 0 else twin
     expected = first["state_dict"][head] * 0.75 if rows[1]["kept"] else best["state_dict"][head]
     assert torch.allclose(state[head], expected)
-    from emo.tune import BN_SOURCES, CROP_CANDIDATES
+    from emo.inference_search import BN_SOURCES, CROP_CANDIDATES
     assert crop in CROP_CANDIDATES and rows[1]["crop"] in CROP_CANDIDATES and rows[1]["bn"] in BN_SOURCES
     assert crop == (rows[1]["crop"] if rows[1]["kept"] else rows[0]["crop"])
 
 
 def test_ingredients_must_match(tiny_run, tmp_path):
     good = tiny_run[0] / "best_model.pt"
-    ck = read_checkpoint(good)
+    ck = checkpoint.read(good)
     ck["classes"] = list(reversed(ck["classes"]))
     other = tmp_path / "other.pt"
     torch.save(ck, other)
@@ -85,7 +86,8 @@ def test_cli_writes_the_soup_and_refuses_bad_input(ingredients, tmp_path):
     assert "1 of 2 ingredients" in r.stdout and load_model(out).meta["soup"]["command"].startswith("python -m emo.soup")
     before = out.read_bytes()  # a second soup into the same file: refused, the first left as it was
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "exists already" in r.stderr and "--overwrite" in r.stderr and out.read_bytes() == before
+    assert r.returncode == 2 and "exists already" in r.stderr and "--overwrite" in r.stderr
+    assert out.read_bytes() == before
     r = subprocess.run([sys.executable, "-m", "emo.soup", str(good), str(tmp_path / "missing.pt"), "--source",
                         "synthetic"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.startswith("error: no model at") and len(r.stderr.strip().splitlines()) == 1

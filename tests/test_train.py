@@ -6,15 +6,16 @@ import sys
 import pytest
 import torch
 
+from emo import checkpoint
+from emo.checkpoint import full_history
+from emo.distill import Distill
+from emo.inference_search import BN_SOURCES
 from emo.model import load_model, predict_proba
 from emo.plots import plot_history
-from emo.distill import Distill
-from emo.metrics import full_history
-from emo.recipe import TrainConfig
+from emo.preprocess import preprocessing_of, set_preprocessing
 from emo.swa import WeightAveraging
-from emo.train import make_trainer
+from emo.train import TrainConfig, make_trainer
 from emo.trainer import Trainer, autocast_dtype
-from emo.tune import BN_SOURCES
 from tests.conftest import ROOT, tiny_config
 
 
@@ -41,7 +42,7 @@ def test_run_writes_checkpoint_history_and_log(tiny_run):
     assert [(r["crop"], r["bn"]) for r in search] == [(c, bn) for bn in BN_SOURCES for c in (1, .95, .9, .85)]
     assert search[0]["val_acc"] == pytest.approx(best)
     top = max(r["val_acc"] for r in search)
-    assert {"crop": m.crop, "bn": m.meta["bn"], "val_acc": top} in search
+    assert {"crop": preprocessing_of(m).crop, "bn": m.meta["bn"], "val_acc": top} in search
     assert m.meta["metrics"]["val_acc"] == pytest.approx(top)
     assert m.meta["train_config"]["model"]["widths"] == [16, 32, 64, 64, 64]
 
@@ -75,7 +76,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, synthe
     second.fit(resume=True)
     assert second.epoch == 4
     for a, b in zip(full.history, second.history):
-        assert a["val_acc"] == pytest.approx(b["val_acc"]) and a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_acc"] == pytest.approx(b["val_acc"])
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     for (k, v), w in zip(full.model.state_dict().items(), second.model.state_dict().values()):
         assert torch.allclose(v.float(), w.float(), atol=1e-4), k
 
@@ -102,7 +104,8 @@ def test_resume_from_best_when_last_was_lost(tmp_path, synthetic_splits):
 def test_resume_refuses_other_settings(tmp_path, synthetic_splits):
     Trainer(tiny_config(epochs=1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit()
     with pytest.raises(ValueError, match="lr"):
-        Trainer(tiny_config(epochs=1, lr=0.1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit(resume=True)
+        Trainer(tiny_config(epochs=1, lr=0.1), tmp_path, "cpu", splits=synthetic_splits,
+                progress=False).fit(resume=True)
     with pytest.raises(ValueError, match="--epochs 1"):
         Trainer(tiny_config(epochs=5), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit(resume=True)
 
@@ -130,7 +133,7 @@ def test_config_errors():
 
 
 def test_the_command_line_sets_the_architecture():
-    from emo.model import MiniXception, ModelConfig
+    from emo.network import MiniXception, ModelConfig
     from emo.train import config_from_args, parse_args
     cfg = config_from_args(parse_args(["runs/x", "--stem", "32", "--widths", "32", "64", "128"]))
     model = MiniXception(ModelConfig.from_dict(cfg.model))
@@ -151,10 +154,12 @@ def test_cli_trains_and_resume_without_last_is_a_clear_error(tmp_path):
 def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synthetic_splits, tiny_run):
     src = tiny_run[0] / "best_model.pt"
     start = load_model(src)
-    t = make_trainer(tiny_config(epochs=1, init=str(src)), tmp_path / "warm", "cpu", splits=synthetic_splits, progress=False)
+    t = make_trainer(tiny_config(epochs=1, init=str(src)), tmp_path / "warm", "cpu", splits=synthetic_splits,
+                     progress=False)
     for (k, v), w in zip(start.state_dict().items(), t.model.state_dict().values()):
         assert torch.equal(v, w), k
-    assert t.model.normalize == pytest.approx(start.normalize) and str(src) in notes(t)
+    assert preprocessing_of(t.model).normalize == pytest.approx(preprocessing_of(start).normalize)
+    assert str(src) in notes(t)
     assert t.opt.param_groups[0]["lr"] < 3e-3 / 10  # a fresh One-Cycle: warming up again from lr / 25
     t.fit()
     warm = load_model(tmp_path / "warm" / "best_model.pt")
@@ -165,7 +170,8 @@ def test_init_starts_from_a_checkpoint_and_refuses_another_model(tmp_path, synth
     # ... and need not find the starting checkpoint: the new one carries the earlier runs' histories
     assert warm.meta["init_histories"] == [tiny_run[1].history]
     assert full_history({**warm.meta, "train_config": {"init": str(tmp_path / "gone.pt")}}) == (history, restarts)
-    assert history[3]["val_acc"] == t.history[0]["val_acc"] and history[0]["val_acc"] == tiny_run[1].history[0]["val_acc"]
+    assert history[3]["val_acc"] == t.history[0]["val_acc"]
+    assert history[0]["val_acc"] == tiny_run[1].history[0]["val_acc"]
     labels = [line.get_label() for line in plot_history(history, restarts=restarts).axes[1].get_lines()]
     assert "warm restart (--init)" in labels
     other = tiny_config(init=str(src), model={**tiny_config().model, "widths": [16, 16, 32, 32, 32]})
@@ -214,15 +220,15 @@ def test_swa_saves_the_weight_average_with_fresh_bn_and_resumes(tmp_path, synthe
 
 def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_splits, tiny_run):
     """With ``teacher`` (a network or an ensemble) the loss is the distillation loss on the same batches."""
-    from emo.data import center_crop, to_tensor
     from emo.losses import distillation_loss
-    from emo.model import Ensemble, save_checkpoint
+    from emo.model import Ensemble
+    from emo.preprocess import center_crop
     # a teacher with an unmistakable opinion: "fear" (class 2) for every face, with probability ~0.9
     teacher = load_model(tiny_run[0] / "best_model.pt")
     teacher.head[-1].weight.data.zero_()
     teacher.head[-1].bias.data.copy_(torch.tensor([0, 0, 4.0, 0, 0, 0, 0]))
-    teacher_path = save_checkpoint(teacher, tmp_path / "teacher.pt")
-    faces = to_tensor(synthetic_splits.val.images, 48, *teacher.normalize, "cpu")
+    teacher_path = checkpoint.save_network(teacher, tmp_path / "teacher.pt")
+    faces = preprocessing_of(teacher).with_(crop=1.0)(synthetic_splits.val.images)
 
     def kl_to_teacher(model) -> float:
         with torch.no_grad():
@@ -241,7 +247,8 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
     assert student.meta["train_config"]["teacher"] == str(teacher_path)
     # the teacher's batches are the student's, in the teacher's own normalisation
     x = torch.rand(4, 1, 48, 48)
-    t.model.normalize, mean, std = (0.3, 0.2), *teacher.normalize
+    set_preprocessing(t.model, preprocessing_of(t.model).with_(mean=0.3, std=0.2))
+    mean, std = preprocessing_of(teacher).normalize
     assert torch.allclose(kd.teacher_logits(t, (x - 0.3) / 0.2), teacher((x - mean) / std), atol=1e-5)
     # an ensemble teaches too; a teacher with other classes or input size is refused in one line
     t2 = make_trainer(tiny_config(epochs=1, teacher=str(teacher_path), distill_weight=0.5), tmp_path / "kd2", "cpu",
@@ -249,12 +256,14 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
     kd2 = extension(t2, Distill)
     kd2.teacher = Ensemble([teacher, teacher])  # (the ensemble crops each face as its members were tuned to)
     x = (torch.rand(4, 1, 48, 48) - 0.3) / 0.2
-    assert torch.allclose(kd2.teacher_logits(t2, x).softmax(1), teacher(center_crop(x, teacher.crop)).softmax(1), atol=1e-5)
+    assert torch.allclose(kd2.teacher_logits(t2, x).softmax(1),
+                          teacher(center_crop(x, preprocessing_of(teacher).crop)).softmax(1), atol=1e-5)
     t2.fit()
     assert t2.history[0]["train_loss"] > 0
     # the teacher is part of the recipe: resuming with another (here none) is refused
     with pytest.raises(ValueError, match="other settings .*teacher"):
-        make_trainer(tiny_config(epochs=3, seed=5), tmp_path / "kd", "cpu", splits=synthetic_splits, progress=False).resume()
+        make_trainer(tiny_config(epochs=3, seed=5), tmp_path / "kd", "cpu", splits=synthetic_splits,
+                     progress=False).resume()
     other = tiny_config(teacher=str(teacher_path), model={**tiny_config().model, "input_size": 64})
     with pytest.raises(ValueError, match="--teacher .*differ from this run's"):
         make_trainer(other, tmp_path / "other", "cpu", splits=synthetic_splits, progress=False)
@@ -265,21 +274,19 @@ def test_distillation_pulls_the_student_towards_its_teacher(tmp_path, synthetic_
 def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tiny_run):
     """``teacher_targets``: the teacher's flip-averaged predictions on the clean training faces, computed once into
     a file (then read from it), MixUp-blended like the labels; the student moves towards them."""
-    from emo.data import to_tensor
-    from emo.losses import distillation_loss
-    from emo.model import save_checkpoint
     from emo.distill import teacher_targets
+    from emo.losses import distillation_loss
     teacher = load_model(tiny_run[0] / "best_model.pt")  # "fear" for every face, as in the test above
     teacher.head[-1].weight.data.zero_()
     teacher.head[-1].bias.data.copy_(torch.tensor([0, 0, 4.0, 0, 0, 0, 0]))
-    teacher_path = str(save_checkpoint(teacher, tmp_path / "teacher.pt"))
+    teacher_path = str(checkpoint.save_network(teacher, tmp_path / "teacher.pt"))
     targets = tmp_path / "targets.pt"
     probs = teacher_targets(teacher_path, synthetic_splits, targets, progress=False)
     assert targets.is_file() and probs.shape == (len(synthetic_splits.train), 7)
     assert probs == pytest.approx(predict_proba(teacher, synthetic_splits.train.images, tta=True), abs=1e-6)
     (tmp_path / "teacher.pt").rename(tmp_path / "gone.pt")  # from now on the file is read, the teacher not needed
     assert teacher_targets(teacher_path, synthetic_splits, targets) == pytest.approx(probs)
-    faces = to_tensor(synthetic_splits.val.images, 48, *teacher.normalize, "cpu")
+    faces = preprocessing_of(teacher).with_(crop=1.0)(synthetic_splits.val.images)
 
     def kl_to_teacher(model) -> float:
         with torch.no_grad():
@@ -296,7 +303,8 @@ def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tin
     assert load_model(tmp_path / "kd" / "best_model.pt").meta["train_config"]["teacher_targets"] == str(targets)
     # with the labels' loss at half weight the student is pulled less far from them
     half = make_trainer(tiny_config(epochs=2, teacher=teacher_path, teacher_targets=str(targets), seed=5,
-                                    distill_weight=0.5), tmp_path / "half", "cpu", splits=synthetic_splits, progress=False)
+                                    distill_weight=0.5), tmp_path / "half", "cpu", splits=synthetic_splits,
+                        progress=False)
     half.fit()
     assert kl_to_teacher(t.model) < kl_to_teacher(half.model)
     # the file belongs to its teacher and its faces; and it needs a teacher
@@ -304,7 +312,8 @@ def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tin
         teacher_targets("other.pt", synthetic_splits, targets)
     changed = synthetic_splits.train.images.copy()
     changed[0, 0, 0] ^= 1  # one pixel of one face
-    other_faces = dataclasses.replace(synthetic_splits, train=dataclasses.replace(synthetic_splits.train, images=changed))
+    other_faces = dataclasses.replace(synthetic_splits,
+                                      train=dataclasses.replace(synthetic_splits.train, images=changed))
     with pytest.raises(ValueError, match="on other faces"):
         teacher_targets(teacher_path, other_faces, targets)
     torch.save({"weights": 1}, tmp_path / "junk.pt")
@@ -319,23 +328,26 @@ def test_distillation_from_targets_computed_once(tmp_path, synthetic_splits, tin
 
 def test_tune_inference_picks_the_best_on_validation_and_tune_and_score_stores_it(tmp_path, tiny_run, synthetic_splits):
     import shutil
-    from emo.tune import tune_and_score, tune_inference
+
+    from emo.inference_search import tune_and_score, tune_inference
     path = tmp_path / "m.pt"
     shutil.copy(tiny_run[0] / "best_model.pt", path)
     m = load_model(path)
     val, train = synthetic_splits.val, synthetic_splits.train
-    before, crop = {k: v.clone() for k, v in m.state_dict().items()}, m.crop
+    before, crop = {k: v.clone() for k, v in m.state_dict().items()}, preprocessing_of(m).crop
     chosen, rows = tune_inference(m, val.images, val.labels, train.images[:64], crops=(1.0, 0.7))
     assert [(r["crop"], r["bn"]) for r in rows] == [(1.0, "trained"), (0.7, "trained"), (1.0, "clean"), (0.7, "clean"),
                                                     (1.0, "clean+dropout"), (0.7, "clean+dropout")]
-    assert m.crop == crop and all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # left as it was
+    assert preprocessing_of(m).crop == crop
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())  # left as it was
     top = max(r["val_acc"] for r in rows)
     assert float((predict_proba(chosen, val.images).argmax(1) == val.labels).mean()) == pytest.approx(top)
-    m.crop = 0.7
+    set_preprocessing(m, preprocessing_of(m).with_(crop=0.7))
     assert rows[1]["val_acc"] == pytest.approx(float((predict_proba(m, val.images).argmax(1) == val.labels).mean()))
     # "clean" BN: the running statistics are those of the given faces at that crop
-    from emo.tune import recompute_bn
     import copy
+
+    from emo.inference_search import recompute_bn
     clean = recompute_bn(copy.deepcopy(m), train.images[:64])
     bn = next(k for k in before if k.endswith("running_mean"))
     assert not torch.allclose(clean.state_dict()[bn], before[bn])
@@ -344,7 +356,8 @@ def test_tune_inference_picks_the_best_on_validation_and_tune_and_score_stores_i
     noisy = recompute_bn(copy.deepcopy(m), train.images[:64], dropout=True)
     var = next(k for k in before if k.startswith("blocks.1.") and k.endswith("running_var"))  # behind a dropout
     assert not noisy.training and not torch.allclose(noisy.state_dict()[var], clean.state_dict()[var])
-    assert torch.equal(noisy.state_dict()[var], recompute_bn(copy.deepcopy(m), train.images[:64], dropout=True).state_dict()[var])
+    assert torch.equal(noisy.state_dict()[var],
+                       recompute_bn(copy.deepcopy(m), train.images[:64], dropout=True).state_dict()[var])
     assert rows[5]["val_acc"] == pytest.approx(float((predict_proba(noisy, val.images).argmax(1) == val.labels).mean()))
     with pytest.raises(ValueError, match="crops is empty"):
         tune_inference(m, val.images, val.labels, crops=())
@@ -353,7 +366,7 @@ def test_tune_inference_picks_the_best_on_validation_and_tune_and_score_stores_i
     assert sorted(b.get_height() for b in bars) == pytest.approx(sorted(r["val_acc"] for r in rows))
     ck = tune_and_score(path, synthetic_splits, bn_faces=64)
     again = load_model(path)
-    assert again.crop == ck["crop"] and again.meta["inference_search"] == ck["inference_search"]
+    assert preprocessing_of(again).crop == ck["crop"] and again.meta["inference_search"] == ck["inference_search"]
     assert again.meta["metrics"]["val_acc"] == pytest.approx(max(r["val_acc"] for r in ck["inference_search"]))
     test = synthetic_splits.test
     assert again.meta["metrics"]["test_acc"] == pytest.approx(
@@ -362,7 +375,7 @@ def test_tune_inference_picks_the_best_on_validation_and_tune_and_score_stores_i
 
 def test_cli_writes_a_new_run_folder_and_never_over_another_run(tmp_path, monkeypatch, capsys):
     import emo.train
-    monkeypatch.setattr(emo.train, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(emo.train, "RUNS_DIR", tmp_path / "runs")
     quick = ["--source", "synthetic", "--epochs", "1", "--limit", "64", "--widths", "16", "16", "32", "32", "32",
              "--no-progress"]
     assert emo.train.main(quick) == 0
@@ -380,7 +393,7 @@ def test_ctrl_c_prints_a_command_that_goes_on_when_pasted(tmp_path, monkeypatch,
     import shlex
 
     import emo.train
-    monkeypatch.setattr(emo.train, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(emo.train, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.chdir(tmp_path)  # as a user in the project's folder
     save_last = Trainer.save_last
 

@@ -6,8 +6,9 @@ probability added to angry's. What fine-tuning has to beat.
 
 import numpy as np
 
-from emo.data import load_dataset, make_splits
+from emo.datasets import load_dataset
 from emo.model import load_model, predict_proba
+from emo.splits import make_splits
 
 model = load_model("default")
 splits = make_splits(load_dataset("fer6"))

@@ -22,10 +22,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from emo.data import load_splits
-from emo.faces import FACE_MARGIN, EmotionPipeline, _iou, crop_faces
-from emo.metrics import labels_in_model_order
+from emo.evaluation import labels_in_model_order
+from emo.faces import FACE_MARGIN, _iou, crop_faces
 from emo.model import load_model, predict_proba
+from emo.pipeline import EmotionPipeline
+from emo.splits import load_splits
 
 MARGINS = (-0.05, 0.0, 0.02, 0.04, 0.1, 0.2)
 

@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import torch
 
-from emo.data import load_splits
-from emo.evaluate import labels_in_model_order
+from emo.evaluation import labels_in_model_order
 from emo.model import load_model, predict_proba
+from emo.splits import load_splits
 
 torch.set_num_threads(2)
 path = sys.argv[1] if len(sys.argv) > 1 else "results/best_model.pt"

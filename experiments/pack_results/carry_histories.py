@@ -14,8 +14,8 @@ import tempfile
 
 import torch
 
-from emo.data import PROJECT_ROOT
-from emo.metrics import full_history
+from emo.checkpoint import full_history
+from emo.files import PROJECT_ROOT
 from emo.model import atomic_save, read_checkpoint
 
 COMMIT = "34a519c"  # the last commit with every experiment's checkpoint

@@ -10,8 +10,9 @@ import copy
 import numpy as np
 import torch
 
-from emo.data import load_dataset, make_splits
+from emo.datasets import load_dataset
 from emo.model import Ensemble, load_model, predict_proba
+from emo.splits import make_splits
 
 
 def rounded(model):

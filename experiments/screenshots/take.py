@@ -13,7 +13,7 @@ import numpy as np
 from PyQt5.QtWidgets import QApplication
 
 from emo.app import build_window
-from emo.faces import sample_photo
+from emo.video import sample_photo
 
 OUT = Path(__file__).resolve().parents[2] / "results" / "screenshots"
 

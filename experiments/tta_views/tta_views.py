@@ -18,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from emo.data import load_splits, to_tensor
-from emo.evaluate import labels_in_model_order
+from emo.data import to_tensor
+from emo.evaluation import labels_in_model_order
 from emo.model import load_model
+from emo.splits import load_splits
 
 torch.set_num_threads(2)
 path = sys.argv[1] if len(sys.argv) > 1 else "results/best_model.pt"

@@ -1,4 +1,4 @@
-"""The post-training search: inference settings chosen on validation (centre crop, batch-norm statistics).
+"""The inference-setting search: a trained network's centre crop and batch-norm statistics chosen on validation.
 
 A trained network may score better on validation when shown a central crop of each face, or with its
 batch-norm statistics measured afresh on clean faces (they were gathered on augmented, MixUp-blended
@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from emo.data import Splits
-from emo.metrics import accuracy_and_nll, labels_in_model_order, read_network, store_scores
-from emo.model import MiniXception, prepare_faces
-from emo.trainer import Extension, Trainer
+from emo import checkpoint
+from emo.evaluation import (
+    accuracy_and_nll,
+    labels_in_model_order,
+    read_network,
+    store_scores,
+)
+from emo.hooks import Extension
+from emo.network import MiniXception
+from emo.preprocess import preprocessing_of, set_preprocessing
+from emo.splits import Splits
+
+if TYPE_CHECKING:
+    from emo.trainer import Trainer
 
 #: Test-time centre crops tried on validation (fractions of the face's side; 1 = the whole face).
 CROP_CANDIDATES = (1.0, 0.95, 0.9, 0.85)
@@ -49,7 +59,7 @@ def recompute_bn(model: MiniXception, faces: np.ndarray | torch.Tensor, batch_si
     with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for i in range(0, len(faces), batch_size):
-            model(prepare_faces(model, faces[i:i + batch_size], device))
+            model(preprocessing_of(model)(faces[i:i + batch_size], device))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     return model.eval()
@@ -72,8 +82,7 @@ def tune_inference(model: MiniXception, images: np.ndarray, labels: np.ndarray, 
     best: tuple[float, MiniXception] | None = None
     for bn, c in tqdm(settings, desc="choosing crop and BN statistics on validation", unit="setting",
                       disable=not progress, leave=False):
-        m = copy.deepcopy(model)
-        m.crop = c
+        m = set_preprocessing(copy.deepcopy(model), preprocessing_of(model).with_(crop=c))
         if bn != "trained":
             recompute_bn(m, bn_faces, dropout=bn == "clean+dropout")  # type: ignore[arg-type]
         acc = accuracy_and_nll(m, images, labels)[0]
@@ -104,14 +113,18 @@ def tune_and_score(path: str | Path, splits: Splits, device: str | torch.device 
     model, search = tune_inference(model, splits.val.images, val_labels, clean_bn_faces(splits, bn_faces, seed),
                                    progress=progress)
     chosen = max(search, key=lambda r: r["val_acc"])  # the first best, as tune_inference chose
-    return store_scores(ck, model, splits, out or path, history, crop=model.crop, bn=chosen["bn"],
-                        inference_search=search,
-                        state_dict={k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    return store_scores(ck, model, splits, out or path, history, crop=preprocessing_of(model).crop, bn=chosen["bn"],
+                        inference_search=search, state_dict=checkpoint.network_state(model))
 
 
 class Tune(Extension):
-    """At the end of a run, choose the best checkpoint's inference settings on validation, then score it."""
+    """At the end of a run, choose the best checkpoint's inference settings on validation, then score it.
 
-    def finish(self, trainer: Trainer) -> dict[str, Any]:
+    It has no recipe option: ``python -m emo.train`` adds it for runs of 5+ epochs on all the training faces,
+    or as ``--tune`` / ``--no-tune`` say (it decides nothing about training, only what the checkpoint keeps)."""
+
+    key = "tune"
+
+    def finish(self, trainer: "Trainer") -> dict[str, Any]:
         return tune_and_score(trainer.best_path, trainer.splits, trainer.device, history=trainer.history,
                               progress=trainer.progress)

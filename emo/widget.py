@@ -1,9 +1,9 @@
 """ipywidgets demo for JupyterLab: camera, video file or uploaded photo, start and stop.
 
-    from emo.demo import WidgetDemo
+    from emo.widget import WidgetDemo
     WidgetDemo(load_model()).widget          # show it in a notebook cell
 
-A kernel-side thread reads frames, runs :class:`emo.faces.EmotionPipeline` and pushes JPEG bytes
+A kernel-side thread reads frames, runs :class:`emo.pipeline.EmotionPipeline` and pushes JPEG bytes
 into an ``ipywidgets.Image``: this works in JupyterLab 4 with no browser extension (never
 ``cv2.imshow`` in a notebook; ``ipywebrtc`` is unmaintained and broken on JupyterLab 4).
 """
@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from emo.cli import FEW_FACES_THREADS
-from emo.faces import Face, FpsMeter, FrameSource, Pacer, SourceError, faces_html, live_pipeline
 from emo.model import Model
+from emo.pipeline import Face, faces_html, live_pipeline
+from emo.video import FpsMeter, FrameSource, Pacer, SourceError
 
 
 def encode_jpeg(frame: np.ndarray, quality: int = 80) -> bytes:

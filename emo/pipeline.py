@@ -1,0 +1,139 @@
+"""Frame -> faces -> emotions -> annotated frame: the one pipeline behind the demos and ``emo.predict``.
+
+    pipe = EmotionPipeline(load_model())
+    annotated, faces = pipe(frame_bgr)          # every face boxed, numbered, labelled, with class probabilities
+
+Each frame: detect (:mod:`emo.faces`), crop with the margin, classify all faces in one batch (the model's own
+preprocessing), smooth each face's probabilities with the overlapping face of the previous frame, draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from emo.faces import FACE_MARGIN, LIVE_MIN_FACE, Boxes, HaarDetector, crop_faces
+from emo.model import Model, predict_proba
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+
+
+@dataclass
+class Face:
+    box: tuple[int, int, int, int]
+    probs: np.ndarray
+    classes: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return self.classes[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+
+@dataclass
+class EmotionPipeline:
+    """Detect, crop, classify all faces of a frame in one batch, smooth over time, draw.
+
+    ``smoothing`` in [0, 1): weight of the previous frame's probabilities for a face that overlaps
+    (IoU > 0.3) a face of the previous frame; 0 turns it off.
+    """
+
+    model: Model
+    detector: Callable[[np.ndarray], Boxes] | None = None
+    margin: float = FACE_MARGIN
+    smoothing: float = 0.5
+    tta: bool = False
+    draw_bars: bool = True
+    _previous: list[Face] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing={self.smoothing} must be in [0, 1)")
+        self.detector = self.detector or HaarDetector()
+        self.model.eval()
+
+    def reset(self) -> None:
+        self._previous = []
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        boxes = self.detector(gray)
+        boxes = boxes[np.argsort(boxes[:, 0], kind="stable")] if len(boxes) else boxes  # numbered left to right
+        if len(boxes) == 0:
+            self._previous = []
+            return []
+        probs = predict_proba(self.model, crop_faces(gray, boxes, self.model.input_size, self.margin), tta=self.tta)
+        faces = []
+        for box, p in zip(boxes, probs):
+            if self.smoothing and self._previous:
+                best = max(self._previous, key=lambda f: _iou(np.asarray(f.box), box))
+                if _iou(np.asarray(best.box), box) > 0.3:
+                    p = self.smoothing * best.probs + (1 - self.smoothing) * p
+            faces.append(Face(tuple(int(v) for v in box), p, self.model.classes))
+        self._previous = faces
+        return faces
+
+    def draw(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """Each face boxed and numbered (``1 happy 80%``: the number of its row in the demos' side panels),
+        with its probability bars beside it when ``draw_bars`` (annotated files, which have no side panel)."""
+        out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame.copy()
+        for k, f in enumerate(faces, 1):
+            x, y, w, h = f.box
+            cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), 2)
+            text = f"{k} {f.label} {f.confidence:.0%}"
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+            ty = y - 8 if y - th - 12 > 0 else y + h + th + 8
+            cv2.rectangle(out, (x, ty - th - 6), (x + tw + 6, ty + 4), (0, 220, 0), -1)
+            cv2.putText(out, text, (x + 3, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
+            if self.draw_bars:
+                self._draw_bars(out, f, x + w + 6, y)
+        return out
+
+    @staticmethod
+    def _draw_bars(out: np.ndarray, f: Face, x: int, y: int, name_w: int = 58, bar_w: int = 60) -> None:
+        """Per-class probabilities as a small bar panel beside the box (left of it if no room on the right)."""
+        panel_w, row = name_w + bar_w + 8, 13
+        if x + panel_w > out.shape[1]:
+            x = max(0, f.box[0] - panel_w - 6)
+        y = max(0, min(y, out.shape[0] - row * len(f.classes) - 4))
+        cv2.rectangle(out, (x, y), (x + panel_w, y + row * len(f.classes) + 4), (30, 30, 30), -1)
+        for k, (c, p) in enumerate(zip(f.classes, f.probs)):
+            yy = y + 4 + row * k
+            cv2.putText(out, c[:9], (x + 3, yy + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
+            bx = x + name_w + 4
+            cv2.rectangle(out, (bx, yy + 1), (bx + int(bar_w * float(p)), yy + 9), (0, 200, 255), -1)
+
+    def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face]]:
+        faces = self.detect(frame)
+        return self.draw(frame, faces), faces
+
+
+def faces_html(faces: list[Face], bar: int = 20) -> str:
+    """Each face's probabilities as HTML bars (block characters, which Qt's labels and browsers both draw),
+    numbered like the boxes: the demos' side panel."""
+    if not faces:
+        return "<i>no face found</i>"
+    rows = []
+    for k, f in enumerate(faces, 1):
+        cells = "".join(f"<tr><td>{c}</td><td><span style='color:#f0a000'>{'&#9608;' * round(bar * float(p))}</span>"
+                        f"</td><td align='right'>{float(p):.0%}</td></tr>" for c, p in zip(f.classes, f.probs))
+        rows.append(f"<b>{k}: {f.label}</b><table>{cells}</table>")
+    return "".join(rows)
+
+
+def live_pipeline(model: Model, smoothing: float = 0.5) -> EmotionPipeline:
+    """The pipeline of the live demos (the app, the notebook widget, the benchmark's demo rows): faces of at
+    least :data:`LIVE_MIN_FACE` pixels, probability bars left to the demo's side panel."""
+    return EmotionPipeline(model, HaarDetector(min_size=LIVE_MIN_FACE), smoothing=smoothing, draw_bars=False)
