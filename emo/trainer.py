@@ -140,8 +140,8 @@ class Trainer:
                                             "state lives only there): start the run again without --resume")
             return self._resume_from_best()
         ck = distributed.from_main(self._read_last() if self.world.is_main else None)
-        if ck is None:  # last.pt unreadable: go on from the best epoch, as where it is missing
-            return self._resume_from_best()
+        if isinstance(ck, str):  # last.pt unreadable: go on from the best epoch, as where it is missing
+            return self._resume_from_best(ck)
         self._load_same_recipe(ck, self.last_path)
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
@@ -151,17 +151,16 @@ class Trainer:
         for ext in self.extensions:
             ext.load_state_dict(ck.get("extensions", {}).get(ext.key, ck))  # (version 2: flat in the checkpoint)
 
-    def _read_last(self) -> dict[str, Any] | None:
-        """``last.pt``, or None (with a note) where it cannot be read but ``best_model.pt`` is there to go on from."""
+    def _read_last(self) -> dict[str, Any] | str:
+        """``last.pt``, or where it cannot be read but ``best_model.pt`` is there to go on from, why not."""
         try:
             return checkpoint.read(self.last_path)
         except ValueError as e:
             if not self.best_path.exists() or any(not ext.resumes_from_best for ext in self.extensions):
                 raise
-            print(f"NOTE: {e}; going on from {self.best_path.name} instead", file=sys.stderr)
-            return None
+            return f"{self.last_path.name} cannot be read ({str(e).split(': pass')[0]})"
 
-    def _resume_from_best(self) -> None:
+    def _resume_from_best(self, why: str = "") -> None:
         ck = distributed.from_main(checkpoint.read(self.best_path) if self.world.is_main else None)
         self._load_same_recipe(ck, self.best_path)
         self.epoch = int(ck["epoch"])
@@ -171,7 +170,7 @@ class Trainer:
             warnings.simplefilter("ignore", UserWarning)
             for _ in range(self.epoch * self.steps_per_epoch):
                 self.sched.step()
-        self.resume_note = (f"NOTE: no {self.last_path.name}: going on from {self.best_path.name} "
+        self.resume_note = (f"NOTE: {why or 'no ' + self.last_path.name}: going on from {self.best_path.name} "
                             f"after epoch {self.epoch} "
                             "(weights, history and schedule restored; the optimiser's moments restart at zero)")
         if self.world.is_main:

@@ -101,6 +101,17 @@ def test_resume_from_best_when_last_was_lost(tmp_path, synthetic_splits):
     assert second.epoch == 4 and len(second.history) == 4
 
 
+def test_resume_from_best_when_last_was_cut_short(tmp_path, synthetic_splits):
+    """A last.pt cut short (a crash while the disk was full, a copy broken off) is passed over, and the log says why."""
+    cfg = tiny_config(epochs=4)
+    first = run_interrupted_after_two(cfg, tmp_path / "cut", synthetic_splits)
+    last = tmp_path / "cut" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    second = Trainer(cfg, tmp_path / "cut", "cpu", splits=synthetic_splits, progress=False)
+    second.resume()
+    assert second.epoch == first.best_epoch and second.resume_note.startswith("NOTE: last.pt cannot be read")
+
+
 def test_resume_refuses_other_settings(tmp_path, synthetic_splits):
     Trainer(tiny_config(epochs=1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit()
     with pytest.raises(ValueError, match="lr"):
