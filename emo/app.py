@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
 
     def run() -> int:
+        if a.frames < 0:
+            raise ValueError(f"--frames {a.frames}: give a number of frames, or 0 to run until the window is closed")
         check_window_libraries()
         model = open_model(chosen_model(a), a)
         return run_app(model, a.input, str(model_device(model)), a.smoothing, a.frames)

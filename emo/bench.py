@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from emo.cli import (
     chosen_model,
     command_line,
     parser,
+    run_command,
 )
 from emo.datasets import FER2013_CLASSES
 from emo.evaluation import labels_in_model_order
@@ -442,22 +443,28 @@ def format_markdown(rows: list[Row], info: dict, variants: list[tuple[str, float
 def main(argv: list[str] | None = None) -> int:
     p = parser("emo.bench", __doc__)
     add_model_option(p, positional=True,
-                     help="the model to measure: a shipped model's name (default) or a best_model.pt")
+                     help="the model to measure: a shipped model's name (default, ensemble) or a best_model.pt")
     p.add_argument("--quick", action="store_true", help="a tiny setting, for tests")
     add_runtime_options(p, device=False)
     p.add_argument("--explore", action="store_true", help="also time channels_last / bf16 / threads / torch.compile")
-    p.add_argument("--also", nargs="+", default=[], metavar="CHECKPOINT",
+    p.add_argument("--also", nargs="+", default=[], metavar="MODEL",
                    help="more networks for the runtimes table (a trade-off curve: accuracy against time per face)")
     p.add_argument("--out", default=None, help="write the table here (default results/benchmarks.md, not with --quick)")
     a = p.parse_args(argv)
+    return run_command(lambda: bench_command(a, argv), a.threads)
+
+
+def bench_command(a: Any, argv: list[str] | None) -> int:
+    """``python -m emo.bench``: measure, print the tables, and (unless ``--quick``) write them to ``--out``."""
     a.model_path = str(checkpoint.model_path(chosen_model(a)))
-    rows, info = run(a.model_path, a.quick, a.threads)
-    variants = explore(load_model(a.model_path) if Path(a.model_path).exists() else
-                       build_model(input_size=48, downsample="stride").eval(),
-                       5 if a.quick else 200) if a.explore else None
+    if Path(a.model_path).suffix == ".onnx":
+        raise ValueError(f"--model {a.model_path}: the benchmark measures a checkpoint (it times ONNX Runtime itself, "
+                         "in the runtimes table): pass the best_model.pt it was exported from")
+    ours = load_model(a.model_path)  # (one-line errors for a missing or foreign file)
+    rows, info = run(a.model_path, a.quick, 0)
+    variants = explore(ours, 5 if a.quick else 200) if a.explore else None
     md = format_markdown(rows, info, variants)
     if not a.quick:
-        ours = load_model(a.model_path) if Path(a.model_path).exists() else None
         if isinstance(ours, MiniXception):
             models: dict[str, Model] = {info["ours"]: ours}
             for path in a.also:

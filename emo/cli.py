@@ -74,7 +74,7 @@ def add_model_option(p: argparse.ArgumentParser, positional: bool = False, defau
 def chosen_model(a: argparse.Namespace) -> str:
     """The model the command line ``a`` names (``--model``, or the first argument), else its default."""
     given = [m for m in (a.model, getattr(a, "model_path", None)) if m]
-    if len(given) == 2 and given[0] != given[1]:
+    if len(given) == 2 and model_path(given[0]).resolve() != model_path(given[1]).resolve():
         raise ValueError(f"two models given ({given[1]} and --model {given[0]}): give one")
     return given[0] if given else a.model_default
 
@@ -90,7 +90,8 @@ def checkpoints_parser(module: str, doc: str, checkpoints_help: str, default_out
     the checkpoints, ``--out`` (default ``default_out``), ``--data`` and ``--threads``."""
     p = parser(module, doc.split("\n")[0])
     p.add_argument("checkpoints", nargs="+", help=checkpoints_help)
-    p.add_argument("--out", default=str(default_out), help=f"where the result goes (default {shown_path(default_out)})")
+    p.add_argument("--out", default=str(default_out),
+                   help=f"where the result goes (default: {shown_path(default_out)})")
     add_data_option(p)
     add_runtime_options(p, device=False)
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already at --out")
@@ -147,9 +148,11 @@ def run_command(action: Callable[[], object], threads: int = 0) -> int:
     Returns 2 after printing the one-line error of a bad input; otherwise the exit status ``action``
     returns where that is an int, else 0.
     """
-    if threads:
-        torch.set_num_threads(threads)
     try:
+        if threads < 0:
+            raise ValueError(f"--threads {threads}: give a positive number of CPU threads, or 0 for PyTorch's choice")
+        if threads:
+            torch.set_num_threads(threads)
         status = action()
     except BAD_INPUT as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

@@ -28,6 +28,7 @@ from emo.datasets import (
     dataset_file,
     imported_datasets,
     load_imported,
+    make_synthetic,
     save_dataset,
 )
 from emo.importers import merge_classes, read_dataset, write_image_folders
@@ -172,7 +173,7 @@ def describe(name: str | None = None, data_dir: str | None = None) -> None:
     if not names:
         raise FileNotFoundError(NO_DATA_MESSAGE)
     for n in names:
-        ds = load_imported(n, data_dir)
+        ds = make_synthetic() if n == "synthetic" else load_imported(n, data_dir)
         print(f"{n}: {len(ds):,} faces of {ds.images.shape[1]}x{ds.images.shape[2]}, {len(ds.classes)} classes; "
               f"{split_counts(ds)}")
         print("  per class: " + ", ".join(f"{c} {int((ds.labels == k).sum()):,}" for k, c in enumerate(ds.classes)))

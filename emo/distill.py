@@ -85,7 +85,7 @@ class Distill(Extension):
     options = (
         Option("teacher", "", "knowledge distillation: pull the predictions towards this model's or ensemble's "
                "(a path, or a shipped model's name: default, ensemble), shown the same augmented batches",
-               str, "CHECKPOINT"),
+               str, "MODEL"),
         Option("distill_weight", 1.0, "with --teacher: weight of the distillation loss (the focal loss on the labels "
                "gets 1 - it)", float),
         Option("temperature", 1.0, "with --teacher: softmax temperature of the distillation loss", float),

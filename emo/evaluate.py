@@ -163,7 +163,7 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         write_outputs(Path(out_dir), results, evals, full_history(meta) if figures else None,
                       f"{Path(model_path).name} on {ds.name} {protocol}")
         results["out_dir"] = str(out_dir)
-    results["_evals"], results["_seconds"] = evals, seconds
+    results["_evals"], results["_seconds"], results["_figures"] = evals, seconds, figures
     return results
 
 
@@ -204,7 +204,8 @@ def report(r: dict[str, Any]) -> None:
     """Print what :func:`run` measured: the accuracy table, the per-class report and where the files went."""
     print(format_results(r))
     print(f"\nper-class report, test with flip TTA:\n{r['_evals']['test', True].report()}")
-    print(f"wrote metrics.json and figures to {shown_path(r['out_dir'])} ({r['_seconds']} s)")
+    what = "metrics.json, the report and figures" if r["_figures"] else "metrics.json and the report"
+    print(f"wrote {what} to {shown_path(r['out_dir'])} ({r['_seconds']} s)")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,8 @@ def run(checkpoint: str | Path, out: str | Path | None = None, members: bool = F
     A file already at an output path is replaced only with ``overwrite``, except a float32 export of this
     same checkpoint, which ``--int8`` reuses as it is."""
     onnx_modules()
+    if int8 and calibration < 1:
+        raise ValueError(f"--calibration {calibration}: int8 calibration needs training faces (2048 chose best)")
     checkpoint = chk.model_path(checkpoint)
     model = load_model(checkpoint)
     out = Path(out) if out else checkpoint.with_suffix(".onnx")

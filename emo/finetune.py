@@ -34,7 +34,7 @@ class InitFrom(Extension):
 
     key = "init"
     options = (Option("init", "", "start from this checkpoint's weights (a path, or a shipped model's name: default) "
-                      "with a fresh optimiser and One-Cycle (a warm restart)", str, "CHECKPOINT"),)
+                      "with a fresh optimiser and One-Cycle (a warm restart)", str, "MODEL"),)
 
     def __init__(self, path: str) -> None:
         self.path = path

@@ -66,8 +66,20 @@ Model = MiniXception | Ensemble
 
 
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as given, or CUDA where it is available, else the CPU."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """``device`` as given (refused in one line where it names no device of this machine), or CUDA where it is
+    available, else the CPU."""
+    if device is None or device == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {device}: name a device, such as cpu, cuda or cuda:1") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: this machine has no CUDA device PyTorch can use: drop --device to run "
+                         "on the CPU") from None
+    if chosen.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {device}: emo runs on cpu or cuda")
+    return chosen
 
 
 def load_model(path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device = "cpu",
@@ -126,7 +138,8 @@ def predict_proba(model: nn.Module, faces: Any, tta: bool = False, batch_size: i
     """
     faces = as_gray_faces(faces)
     device = model_device(model)
-    batch_size = batch_size or (512 if device.type == "cuda" else 32)
+    if batch_size is None:
+        batch_size = 512 if device.type == "cuda" else 32
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     pre: Preprocessing = preprocessing_of(model)

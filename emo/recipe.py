@@ -45,9 +45,11 @@ class Recipe:
     extension_types: ClassVar[tuple[type, ...]] = ()
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.limit < 0:
+            raise ValueError(f"limit={self.limit}: give a number of training faces, or 0 for all of them")
         for name in ("lr", "weight_decay", "gamma", "mixup_alpha", "rotation"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "lr" and value == 0):
@@ -66,6 +68,15 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a checkpoint records it (``train_config``): one flat dict, tuples as lists."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+#: Recipe fields whose command-line flag is not ``--`` and the field's name with dashes.
+FLAGS = {"source": "--data", "mixup_alpha": "--mixup", "crop_scale": "crop scale", "rotation": "rotation"}
+
+
+def flag_of(name: str) -> str:
+    """How the command line spells the recipe field ``name`` (``source`` -> ``--data``)."""
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 def recipe_with(extensions: Sequence[type], name: str = "TrainConfig") -> type[Recipe]:

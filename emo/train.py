@@ -1,4 +1,4 @@
-"""Train Mini-Xception-SE on FER-2013 (or the generated faces): the command line over :mod:`emo.trainer`.
+"""Train Mini-Xception-SE on FER-2013, the generated faces or a dataset of your own (the loop: emo/trainer.py).
 
     python -m emo.train                       # a new runs/<date>-<time>/: best_model.pt, history.csv, train_log.txt
     python -m emo.train runs/try1 --epochs 5  # a folder of your choice
@@ -150,6 +150,8 @@ def new_run_dir() -> Path:
 def check_output(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse, in one line, to train into a folder that holds another run's checkpoint (unless ``overwrite``),
     or to ``resume`` where there is nothing to resume from."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder: name a folder for the run (a new one is made)")
     held = [p.name for p in (out / "best_model.pt", out / "last.pt") if p.exists()]
     if resume and not held:
         raise FileNotFoundError(f"--resume: no {out / 'last.pt'} (nor best_model.pt) to resume from; "

@@ -44,7 +44,7 @@ from emo.losses import focal_loss
 from emo.model import Model, default_device
 from emo.network import ModelConfig, build_model
 from emo.preprocess import Preprocessing, preprocessing_of, set_preprocessing
-from emo.recipe import Recipe
+from emo.recipe import Recipe, flag_of
 from emo.splits import Splits, load_splits
 
 
@@ -183,7 +183,8 @@ class Trainer:
         theirs = {**type(self.cfg)().to_dict(), **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
-            raise ValueError(f"{path} was trained with other settings ({', '.join(diff)}): "
+            said = ", ".join(f"{flag_of(k)} {theirs.get(k)!r}" if k != "model" else "the model options" for k in diff)
+            raise ValueError(f"{path} was trained with other settings ({said}): "
                              "resume with the same options, or use another output folder")
         if theirs.get("epochs") != mine["epochs"] and not any(ext.epochs_free for ext in self.extensions):
             raise ValueError(f"{path} was trained for --epochs {theirs.get('epochs')}: the One-Cycle "

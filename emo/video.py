@@ -39,7 +39,7 @@ class FrameSource:
             self.cap = cv2.VideoCapture(source)
             if not self.cap.isOpened():
                 self.cap.release()
-                raise SourceError(f"no camera {source} could be opened: pass --source with a video file or an image")
+                raise SourceError(f"no camera {source} could be opened: pass --input with a video file or a photo")
             if size:
                 self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
                 self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])

@@ -46,6 +46,6 @@ def test_checkpoints_parser_takes_several_checkpoints_and_names_its_default_in_t
     help_text = " ".join(capsys.readouterr().out.split())
     assert help_text.startswith("usage: python -m emo.soup")
     assert "Average weights." in help_text and "More." not in help_text
-    assert "(default runs/soup/best_model.pt)" in help_text
+    assert "(default: runs/soup/best_model.pt)" in help_text
     assert "--data NAME" in help_text and "--source" not in help_text  # the first name still works, unshown
     assert p.parse_args(["a.pt", "--data", "mine"]).data == p.parse_args(["a.pt", "--source", "mine"]).data == "mine"
