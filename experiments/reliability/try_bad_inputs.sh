@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 34's table: each bad input a user may give, the command, its exit status and what it says (its error and
+# Issue 34's table (new rows and spellings with issue 41's redesign): each bad input a user may give, the command, its exit status and what it says (its error and
 # NOTE lines, or else its last line).
 #   bash experiments/reliability/try_bad_inputs.sh > experiments/reliability/what_users_see.md
 # Run from the project root with its .venv active; writes only under a temporary folder.
@@ -63,7 +63,7 @@ row "... with a class in test/ but not in train/" python -m emo.data import "$T/
 row "a dataset name that means something else" python -m emo.data import "$T/extra" --name auto --data-dir "$T/d"
 row "a dataset that was never imported" python -m emo.train "$T/new3" --data rafdb --epochs 1
 row "merging a class the dataset lacks" python -m emo.data export fer2013 "$T/six" --merge contempt=neutral
-row "no checkpoint there" python -m emo.evaluate "$T/none.pt"
+row "no checkpoint there" python -m emo.evaluate --model "$T/none.pt"
 row "a checkpoint cut short" python -m emo.evaluate "$T/cut.pt"
 row "a text file named .pt" python -m emo.evaluate "$T/notes.pt"
 row "a pickle holding other objects" python -m emo.evaluate "$T/pickled.pt"
@@ -73,10 +73,17 @@ row "resuming where nothing was trained" python -m emo.train "$T/nothing" --resu
 row "a bad option value" python -m emo.train "$T/new" --epochs 0
 row "a soup over an existing file" python -m emo.soup results/best_model.pt results/ensemble/members/1-s83w.pt --out "$T/run/best_model.pt"
 row "an ensemble as --init" python -m emo.train "$T/new2" --init results/ensemble/best_model.pt --epochs 1
-row "a video that does not exist" python -m emo.app --source "$T/none.mp4" --frames 5
-row "a camera that is not there" python -m emo.app --source 9 --frames 5
+row "a video that does not exist" python -m emo.app --input "$T/none.mp4" --frames 5
+row "a camera that is not there" python -m emo.app --input 9 --frames 5
 row "an ONNX export over an existing file" python -m emo.export --out "$T/notes.onnx"
 row "a file that is not an ONNX model" python -m emo.predict --model "$T/notes.onnx" --out "$T/p"
 row "ONNX Runtime asked for on a GPU" python -m emo.predict --runtime onnx --device cuda --out "$T/p"
+row "a negative thread count" python -m emo.predict --threads -1 --out "$T/p"
+row "a device that is not there" python -m emo.predict --device cuda --out "$T/p"
+row "a device that does not exist" python -m emo.train "$T/new4" --device tpu --epochs 1
+row "two different models" python -m emo.evaluate results/best_model.pt --model ensemble
+row "a benchmark of a model that is not there" python -m emo.bench --model "$T/none.pt"
+row "early stopping that could never wait" python -m emo.train "$T/new5" --patience 0
+row "a training loss that is not a number" python -m emo.train "$T/new6" --lr inf
 row "predict_proba on a 4-D array" python -c "import numpy as np, emo; emo.predict_proba(emo.load_model(), np.zeros((2, 3, 4, 5)))"
 rm -rf "$T"
