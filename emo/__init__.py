@@ -4,18 +4,20 @@
     model = load_model()                      # results/best_model.pt, eval mode
     probs = predict_proba(model, faces)       # uint8 N x H x W -> N x len(model.classes)
 
-The package, lowest layer first (a module imports only modules above it in this list; ``tests/test_layout.py``
-checks it). The course's core, what the lessons teach:
+The package, lowest layer first: a module imports only modules of lower layers (``tests/test_layout.py``
+holds the exact order and checks it). The course's core, what the lessons teach and what it needs to run:
 
-- ``files``: paths and the one atomic writer;   ``network``: Mini-Xception, a pure ``nn.Module``;
+- ``files``: paths and the one atomic writer;   ``network``: Mini-Xception, a pure ``nn.Module`` (lesson 02);
 - ``preprocess``: how a face becomes the network's input;   ``synthetic``, ``datasets``, ``importers``,
-  ``splits``, ``augment``: data;   ``losses``;   ``faces``: detection and crops;
-- ``checkpoint``: one schema, save, read;   ``model``: ``load_model``, ``predict_proba``, ensembles;
-- ``evaluation``: scores;   ``hooks``, ``recipe``, ``trainer``: training;   ``pipeline``, ``video``: the demos'
-  frame pipeline;   ``plots``, ``saliency``: figures and Grad-CAM.
+  ``splits``, ``augment``: data (lesson 01);   ``losses`` (lesson 03);   ``hooks``: the extension rule;
+  ``faces``: detection and crops (lesson 05);
+- ``checkpoint``: one schema, save, read;   ``onnx_model``: the ONNX Runtime path;   ``model``: ``load_model``,
+  ``predict_proba``, ensembles;   ``evaluation``: scores (lesson 04);
+- ``distributed``, ``recipe``, ``trainer``: training (lesson 03);   ``pipeline``, ``video``: the demos' frame
+  pipeline;   ``plots``, ``saliency``: figures and Grad-CAM.
 
-The tools on top, through the hook rule of :mod:`emo.hooks`: ``finetune`` (``--init``), ``swa``, ``distill``,
-``inference_search``, ``soup``, ``ensemble``, ``onnx_model``, ``distributed`` (torchrun), ``peers``, ``bench``,
+The tools on top, through the hook rule of :mod:`emo.hooks` where they touch training: ``finetune``
+(``--init``), ``swa``, ``distill``, ``inference_search``, ``soup``, ``ensemble``, ``peers``, ``bench``,
 ``ablation``. The commands and apps: ``train``, ``evaluate``, ``predict``, ``data``, ``export``, ``app``,
 ``widget``, ``nbclean``, with ``cli`` (what they share).
 """
