@@ -42,7 +42,7 @@ from emo.cli import (
 )
 from emo.datasets import FER2013_CLASSES
 from emo.evaluation import labels_in_model_order
-from emo.files import PROJECT_ROOT, write_text
+from emo.files import PROJECT_ROOT, RESULTS_DIR, write_text
 from emo.losses import focal_loss
 from emo.model import Model, load_model, predict_proba
 from emo.network import MiniXception, ModelConfig, build_model, count_parameters
@@ -476,7 +476,7 @@ def bench_command(a: Any, argv: list[str] | None) -> int:
             md += format_threads(threads_under_load(ours))
         md += f"\n1-minute load average at the end: {os.getloadavg()[0]:.2f}.\n"
     print(md)
-    out = a.out or (None if a.quick else str(DEFAULT_MODEL.parent / "benchmarks.md"))
+    out = a.out or (None if a.quick else str(RESULTS_DIR / "benchmarks.md"))
     if out:
         write_text(out, f"# Benchmarks\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n" + md)
         print(f"wrote {out}")

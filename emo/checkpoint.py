@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from emo.files import PROJECT_ROOT, file_sha256, write_with
+from emo.files import PROJECT_ROOT, RESULTS_DIR, file_sha256, write_with
 from emo.network import MiniXception, ModelConfig
 from emo.preprocess import Preprocessing, preprocessing_of, set_preprocessing
 
@@ -50,8 +50,7 @@ RESUME = ("optimizer", "scheduler", "best_acc", "best_epoch", "torch_rng", "exte
 #: A checkpoint file larger than this is refused before it is read (the largest shipped network is 9 MB).
 MAX_BYTES = int(os.environ.get("EMO_MAX_CHECKPOINT_MB", "512")) * 2**20
 #: Where the models that ship live, by the names that every ``--model`` (and ``--init``, ``--teacher``) takes.
-SHIPPED_MODELS = {"default": PROJECT_ROOT / "results" / "best_model.pt",
-                  "ensemble": PROJECT_ROOT / "results" / "ensemble" / "best_model.pt"}
+SHIPPED_MODELS = {"default": RESULTS_DIR / "best_model.pt", "ensemble": RESULTS_DIR / "ensemble" / "best_model.pt"}
 DEFAULT_MODEL = SHIPPED_MODELS["default"]
 
 
