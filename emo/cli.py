@@ -12,22 +12,29 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import shlex
 import sys
+import tarfile
+import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from emo.checkpoint import SHIPPED_MODELS, model_path
-from emo.files import shown_path
+from emo.files import printable, shown_path
 from emo.model import default_device, load_model
 
 if TYPE_CHECKING:
     from emo.model import Model
 
-#: What a user's input or the machine can cause, and what each command reports in one line.
-BAD_INPUT = (OSError, ValueError, FloatingPointError)
+#: What a user's input or the machine can cause, and what each command reports in one line: files that are
+#: missing, unreadable or cannot be written (a full disk, a read-only folder), bad values, damaged archives and
+#: CSV files, numbers that stop being finite.
+BAD_INPUT = (OSError, ValueError, FloatingPointError, csv.Error, zipfile.BadZipFile, tarfile.TarError, zlib.error,
+             EOFError)
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -116,9 +123,10 @@ def add_runtime_options(p: argparse.ArgumentParser, device: bool = True, batch_s
     if device:
         p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     if runtime:
-        p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+        p.add_argument("--runtime", choices=("torch", "onnx"), default=None,
                        help="PyTorch, or ONNX Runtime on the CPU (pip install onnxruntime onnx onnxscript; "
-                            "the checkpoint is exported at start, or pass an .onnx file from `python -m emo.export`)")
+                            "the checkpoint is exported at start, or pass an .onnx file from `python -m emo.export`) "
+                            "(default: onnx for an .onnx file, else torch)")
     p.add_argument("--threads", type=int, default=threads,
                    help="CPU threads (0: PyTorch's choice, one per core)" + (
                        "; 1 is fastest for a face at a time when other programs share the CPU "
@@ -136,8 +144,12 @@ def pick_device(device: str | None) -> str:
 def open_model(path: str, a: argparse.Namespace) -> "Model":
     """The model at ``path`` (a checkpoint, an ``.onnx`` file or a shipped model's name) on the device and
     runtime that the command line ``a`` asks for (``--device``, ``--runtime``, ``--threads``)."""
-    runtime = getattr(a, "runtime", "torch")
-    onnx = runtime == "onnx" or str(path).endswith(".onnx")
+    runtime = getattr(a, "runtime", None)
+    if runtime == "torch" and str(path).lower().endswith(".onnx"):
+        raise ValueError(f"--runtime torch cannot run {path}, an ONNX graph: drop --runtime torch (it runs on ONNX "
+                         "Runtime), or pass the .pt checkpoint it was exported from")
+    onnx = runtime == "onnx" or str(path).lower().endswith(".onnx")
+    runtime = "onnx" if onnx else "torch"
     device = "cpu" if onnx and not getattr(a, "device", None) else pick_device(getattr(a, "device", None))
     return load_model(model_path(path), device, runtime, getattr(a, "threads", 0))
 
@@ -161,8 +173,14 @@ def run_command(action: Callable[[], object], threads: int = 0) -> int:
 
 
 def one_line(e: BaseException) -> str:
-    """An exception as one line: its message, or for an OSError without one of ours, what failed and where."""
+    """An exception as one line: its message, or for an OSError without one of ours, what failed and where,
+    and what to do; for a damaged archive or CSV, what it is."""
     if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError)) and e.strerror:
-        where = f" ({e.filename})" if e.filename else ""
+        where = f" ({printable(e.filename)})" if e.filename else ""
         return f"{e.strerror}{where}: free some space, check the folder's permissions, or choose another path"
-    return " ".join(str(e).split()) or type(e).__name__
+    text = " ".join(printable(str(e)).split()) or type(e).__name__
+    if isinstance(e, csv.Error):
+        return f"a CSV file could not be read ({text}): check that it is a plain comma-separated file"
+    if isinstance(e, (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError)):
+        return f"an archive is damaged or incomplete ({text}): download it again"
+    return text

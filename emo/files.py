@@ -5,6 +5,14 @@ Every file that ``emo`` writes (checkpoints, datasets, figures, reports, CSVs, O
 to disk (``fsync``) and then renamed over the target, and the folder is synced too. An interrupted write
 (Ctrl-C, a full disk, a crash, a power cut) leaves the old file whole and no temporary file behind.
 
+A command that writes several files that belong together (``emo.evaluate``'s report, figures and metrics)
+writes them with :func:`write_set`: all are written to temporary files first and renamed into place only when
+every one is whole, so after a failure the old set is still whole.
+
+A command that writes into a folder (a training run, an evaluation, ``emo.predict``'s outputs, a dataset's
+name) holds :func:`folder_lock` while it writes: a second writer is refused in one line naming the first, and
+a lock left by a killed process is recognised and taken over (its temporary files removed).
+
 This module imports nothing else of ``emo``: everything can use it.
 """
 
@@ -13,8 +21,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
+import json
 import os
+import socket
+import stat
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Sequence
 
@@ -25,6 +39,10 @@ RUNS_DIR = PROJECT_ROOT / "runs"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
 #: The prefix of every temporary file :func:`atomic_write` makes (never a name a command reads as its output).
 TEMP_PREFIX = ".emo-tmp-"
+#: The name of the lock file :func:`folder_lock` keeps in a folder while a command writes there.
+LOCK_NAME = ".emo-lock"
+#: CSV cells that start with these are escaped (a leading ``'``), so that no spreadsheet reads them as formulas.
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _read_umask() -> int:
@@ -98,13 +116,49 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_csv(path: str | os.PathLike, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """``rows`` as a CSV file with a header, atomically."""
-    with atomic_write(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(fieldnames))
+def csv_cell(value: Any) -> Any:
+    """``value`` safe for a spreadsheet: text that would start a formula (``=``, ``+``, ``-``, ``@``) gets a
+    leading ``'``; text that cannot be encoded (a file name that is not valid UTF-8) is shown escaped; numbers
+    are kept."""
+    if not isinstance(value, str):
+        return value
+    value = printable(value)
+    return "'" + value if value.startswith(CSV_FORMULA_START) else value
+
+
+def csv_text(fieldnames: Sequence[str], rows: Iterable[dict[str, Any]], header: bool = True) -> str:
+    """``rows`` as CSV text (cells made safe by :func:`csv_cell`), with a header line unless ``header`` is False."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(fieldnames))
+    if header:
         w.writeheader()
-        w.writerows(rows)
-    return Path(path)
+    w.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
+    return out.getvalue()
+
+
+def write_csv(path: str | os.PathLike, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """``rows`` as a CSV file with a header, atomically (cells made safe by :func:`csv_cell`)."""
+    if len(set(fieldnames)) != len(fieldnames):
+        raise ValueError(f"CSV columns {list(fieldnames)} repeat a name: each column needs its own")
+    return write_text(path, csv_text(fieldnames, rows))
+
+
+class GrowingCsv:
+    """A CSV file that grows as results arrive: each :meth:`add` rewrites it whole, atomically, so the rows of
+    every finished part are on disk as soon as that part is done (``emo.predict``'s ``faces.csv``)."""
+
+    def __init__(self, path: str | os.PathLike, fieldnames: Sequence[str]) -> None:
+        if len(set(fieldnames)) != len(fieldnames):
+            raise ValueError(f"CSV columns {list(fieldnames)} repeat a name: each column needs its own")
+        self.path, self.fieldnames = Path(path), list(fieldnames)
+        self.text = csv_text(self.fieldnames, [])
+        self.rows = 0
+        write_text(self.path, self.text)
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        self.text += csv_text(self.fieldnames, rows, header=False)
+        self.rows += len(rows)
+        write_text(self.path, self.text)
 
 
 def append_text(path: str | os.PathLike, text: str) -> Path:
@@ -135,4 +189,156 @@ def file_sha256(path: str | os.PathLike) -> str:
 def shown_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
     """``path`` as a user would type it: relative to ``base`` (default: the current folder) where it lies inside it."""
     path, base = Path(path).resolve(), Path(base or Path.cwd()).resolve()
-    return str(path.relative_to(base) if path.is_relative_to(base) else path)
+    return printable(path.relative_to(base) if path.is_relative_to(base) else path)
+
+
+def printable(text: str | os.PathLike) -> str:
+    """``text`` (a path) as a string that can be printed and written as UTF-8: bytes of a file name that are
+    not valid UTF-8 are shown escaped (``\\xe9``) instead of ending the program."""
+    text = os.fspath(text)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_regular(path: str | os.PathLike, what: str = "file") -> os.stat_result:
+    """``path``'s status if it is a regular file (or a link to one); a one-line refusal for a folder, a FIFO, a
+    device or a socket, which reading would hang on or never finish."""
+    st = os.stat(path)  # (FileNotFoundError names the path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        raise ValueError(f"{printable(path)} is {kind}: give a regular {what}")
+    return st
+
+
+def check_size(path: str | os.PathLike, limit_mb: float, what: str, variable: str) -> int:
+    """The size of the regular file ``path``, or a one-line refusal above ``limit_mb`` MB naming the environment
+    ``variable`` that raises it (untrusted files are bounded before they are read)."""
+    size = check_regular(path, what).st_size
+    if size > limit_mb * 2**20:
+        raise ValueError(f"{printable(path)} is {size / 2**20:,.0f} MB, over the {limit_mb:g} MB a {what} may be "
+                         f"here: give a smaller {what}, or raise the limit with {variable}=MB")
+    return size
+
+
+def limit_from_env(variable: str, default: float) -> float:
+    """A size limit: the environment ``variable`` if set to a positive number, else ``default`` (a value that is
+    not a positive number is reported in one line and ``default`` is used)."""
+    raw = os.environ.get(variable, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        print(f"warning: {variable}={raw!r} is not a positive number: using {default:g}", file=sys.stderr)
+        return default
+    return value
+
+
+def write_set(writers: dict[str | os.PathLike, Callable[[IO[bytes]], object]]) -> list[Path]:
+    """Write several files that belong together: each ``writers[path]`` writes its file into a temporary file
+    beside it; only when every one is written whole are they renamed into place. After a failure (a full
+    disk, an error in a writer) the files already there are all as they were, and no temporary file is left."""
+    done: list[tuple[Path, Path]] = []
+    try:
+        for path, writer in writers.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix, dir=path.parent)
+            done.append((Path(tmp), path))
+            with os.fdopen(fd, "wb") as f:
+                writer(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+    except BaseException:
+        for tmp, _ in done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    for tmp, path in done:
+        os.replace(tmp, path)
+    for folder in {path.parent for _, path in done}:
+        _fsync_dir(folder)
+    return [path for _, path in done]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # (someone else's process)
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
+    """Hold ``folder``'s lock (the file :data:`LOCK_NAME` in it, made if missing) while a command writes there.
+
+    A second writer is refused with one line naming the first (its command and process id). A lock whose
+    process has ended (killed, crashed, the machine restarted) is taken over, and the temporary files its
+    writes left behind are removed. The lock is released on leaving the block, whatever happens. A block
+    inside another of the same process (a training that evaluates into its own folder) shares the outer lock.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "command": " ".join(["python", *sys.argv])[:300]}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        except FileExistsError:
+            holder = _lock_holder(lock)
+            if holder is not None and (holder.get("host") != me["host"] or _alive(int(holder["pid"]))):
+                if holder["pid"] == me["pid"] and holder.get("host") == me["host"]:
+                    yield lock  # (this process holds it already, in an outer block: that block releases it)
+                    return
+                host = f" on {holder.get('host')}" if holder.get("host") != me["host"] else ""
+                raise ValueError(f"{printable(folder)} is being written by another command (process "
+                                 f"{holder['pid']}{host}, since {holder.get('since', '?')}: "
+                                 f"{holder.get('command', '?')}"
+                                 f"): wait for it to end, or choose another {what} (if it is not running, remove "
+                                 f"{printable(lock)})") from None
+            _take_over(lock, folder)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise ValueError(f"{printable(folder)}'s lock ({LOCK_NAME}) could not be taken: remove it if no "
+                         "command is writing there")
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError):
+            if (_lock_holder(lock) or {}).get("pid") == me["pid"]:
+                os.unlink(lock)
+
+
+def _lock_holder(lock: Path) -> dict[str, Any] | None:
+    """Who holds ``lock`` (its JSON), or None where it cannot be read (being written, damaged, gone)."""
+    try:
+        holder = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or not isinstance(holder.get("pid"), int):
+        return None
+    return holder
+
+
+def _take_over(lock: Path, folder: Path) -> None:
+    """Remove a lock whose process has ended, and the temporary files that process left in ``folder``."""
+    if _lock_holder(lock) is None:  # (a lock being written this instant reads as unreadable: give it a moment)
+        time.sleep(0.2)
+        holder = _lock_holder(lock)
+        if holder is not None and _alive(int(holder["pid"])):
+            return
+    print(f"note: {printable(folder)} was locked by a command that has ended: taking its lock over",
+          file=sys.stderr)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock)
+    for debris in folder.rglob(f"{TEMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            debris.unlink()

@@ -5,16 +5,20 @@
     python -m emo.predict interview.mp4 --model ensemble             # or a path to a .pt / .onnx
     python -m emo.predict interview.mp4 --runtime onnx               # on ONNX Runtime (exported at start)
 
-For each photo it writes the annotated photo; for each video the annotated video and
-``<name>_emotions.png``, each emotion's probability over time (the mean over the frame's faces, smoothed
-over about half a second); for all of them ``faces.csv``: one row per face found (file, frame, time,
-box, label, every class's probability). A folder is searched for photos and videos. A file that cannot
-be read is reported and skipped; the command fails (exit 2) only where nothing could be analysed.
+For each photo it writes ``<name>_annotated.jpg``; for each video ``<name>_annotated.avi`` and
+``<name>_emotions.png``, each emotion's probability over time (the mean over the frame's faces, smoothed over
+about half a second; frames without a face are gaps); for all of them ``faces.csv``: one row per face found
+(file, annotated copy, frame, time, box, label, every class's probability), written as each file is done.
+A folder is searched for photos and videos, and its files' copies keep their folders under ``--out``.
+Nothing is written over an input or over another output of the run. A file that cannot be read, decoded or
+written is reported on one line and skipped; the rest go on, and the command ends with exit status 2 when any
+file failed.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +32,7 @@ from emo.cli import (
     add_model_option,
     add_runtime_options,
     chosen_model,
+    one_line,
     open_model,
     parser,
     run_command,
@@ -35,10 +40,12 @@ from emo.cli import (
 from emo.files import (
     IMAGE_SUFFIXES,
     RUNS_DIR,
+    GrowingCsv,
     atomic_path,
+    folder_lock,
+    printable,
     shown_path,
     write_bytes,
-    write_csv,
     write_with,
 )
 from emo.model import Model, load_model
@@ -47,112 +54,215 @@ from emo.video import FrameSource, SourceError, sample_photo
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 DEFAULT_OUT = RUNS_DIR / "predict"
+#: faces.csv's columns before the classes' probabilities.
+COLUMNS = ("file", "annotated", "frame", "time_s", "x", "y", "w", "h", "label")
+BUNDLED = "astronaut.png"
+#: What analysing one file can raise that is about that file (the run reports it and goes on).
+FILE_ERRORS = (SourceError, ValueError, OSError, cv2.error)
 
 
-def media_files(paths: list[str]) -> Iterator[Path]:
-    """The photos and videos that ``paths`` name: files as given, folders searched (sorted)."""
+@dataclass(frozen=True)
+class Job:
+    """One input and where its outputs go: ``stem`` (relative to --out) is the annotated copy's name before its
+    ``_annotated.jpg`` / ``_annotated.avi`` ending; ``shown`` is how faces.csv and messages name the input."""
+
+    path: Path | None  # None: the bundled photo
+    shown: str
+    stem: Path
+    video: bool
+
+    def outputs(self, out: Path) -> list[Path]:
+        if self.video:
+            return [out / f"{self.stem}_annotated.avi", out / f"{self.stem}_emotions.png"]
+        return [out / f"{self.stem}_annotated.jpg"]
+
+
+def media_files(paths: list[str]) -> Iterator[tuple[Path, Path]]:
+    """(file, its path relative to the folder it was found in) for the photos and videos that ``paths`` name:
+    files as given, folders searched (sorted, hidden files and our own temporary files left out)."""
     for p in map(Path, paths):
         if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if (f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+                        and not any(part.startswith(".") for part in rel.parts)):
+                    yield f, rel
         else:
-            yield p
+            yield p, Path(p.name)
 
 
-def face_rows(name: str, frame: int, seconds: float, faces: list[Face]) -> list[dict[str, object]]:
-    return [{"file": name, "frame": frame, "time_s": round(seconds, 3), "x": f.box[0], "y": f.box[1], "w": f.box[2],
-             "h": f.box[3], "label": f.label, **{c: round(float(p), 4) for c, p in zip(f.classes, f.probs)}}
+def plan_jobs(paths: list[str], out: Path) -> list[Job]:
+    """Each input and its outputs' names: unique within the run, and never an input's own path (a name
+    taken already gets the input's suffix, then a number: ``x_png_annotated.jpg``, ``x_2_annotated.jpg``)."""
+    found = list(media_files(paths)) if paths else []
+    inputs = {f.resolve() for f, _ in found}
+    taken: set[Path] = set()
+    jobs = []
+    for f, rel in found or [(None, Path(BUNDLED))]:
+        video = f is not None and f.suffix.lower() in VIDEO_SUFFIXES
+        base = rel.parent / rel.stem
+        for stem in (base, rel.parent / f"{rel.stem}_{rel.suffix.lstrip('.').lower()}"):
+            job = Job(f, printable(f) if f is not None else BUNDLED, stem, video)
+            if not any(o.resolve() in taken | inputs for o in job.outputs(out)):
+                break
+        n = 2
+        while any(o.resolve() in taken | inputs for o in job.outputs(out)):
+            job = Job(f, job.shown, rel.parent / f"{rel.stem}_{n}", video)
+            n += 1
+        taken |= {o.resolve() for o in job.outputs(out)}
+        jobs.append(job)
+    return jobs
+
+
+def face_rows(job: Job, annotated: str, frame: int, seconds: float, faces: list[Face],
+              columns: list[str]) -> list[dict[str, object]]:
+    return [dict(zip(columns, [job.shown, annotated, frame, round(seconds, 3), *f.box, f.label,
+                               *(round(float(p), 4) for p in f.probs)]))
             for f in faces]
 
 
-def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, name: str, out: Path) -> list[dict[str, object]]:
+def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, job: Job, out: Path,
+                  columns: list[str]) -> list[dict[str, object]]:
     pipeline.reset()
     annotated, faces = pipeline(image)
     ok, jpeg = cv2.imencode(".jpg", annotated)
     if not ok:
-        raise SourceError(f"the annotated copy of {name} could not be encoded as JPEG")
-    write_bytes(out / f"{Path(name).stem}.jpg", jpeg.tobytes())
-    return face_rows(name, 0, 0.0, faces)
+        raise SourceError(f"the annotated copy of {job.shown} could not be encoded as JPEG")
+    (target,) = job.outputs(out)
+    write_bytes(target, jpeg.tobytes())
+    return face_rows(job, target.relative_to(out).as_posix(), 0, 0.0, faces, columns)
 
 
-def analyse_video(pipeline: EmotionPipeline, source: FrameSource, out: Path) -> list[dict[str, object]]:
-    path = Path(source.source)
+def analyse_video(pipeline: EmotionPipeline, source: FrameSource, job: Job, out: Path,
+                  columns: list[str]) -> list[dict[str, object]]:
     fps = source.fps or 25.0
     total = int(source.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if source.cap is not None else 0
     pipeline.reset()
-    rows, writer = [], None
-    with atomic_path(out / f"{path.stem}.avi") as tmp:
+    rows: list[dict[str, object]] = []
+    writer, frames = None, 0
+    video, png = job.outputs(out)
+    with atomic_path(video) as tmp:
         try:
-            for i, frame in enumerate(tqdm(source, total=total or None, desc=path.name, unit="frame", leave=False)):
+            for i, frame in enumerate(tqdm(source, total=total or None, desc=job.path.name if job.path else "",
+                                           unit="frame", leave=False)):
                 annotated, faces = pipeline(frame)
                 if writer is None:
                     h, w = annotated.shape[:2]
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+                    if not writer.isOpened():
+                        raise SourceError(f"the annotated copy of {job.shown} cannot be written at {video}")
                 writer.write(annotated)
-                rows += face_rows(path.name, i, i / fps, faces)
+                rows += face_rows(job, video.relative_to(out).as_posix(), i, i / fps, faces, columns)
+                frames = i + 1
         finally:
             source.release()
             if writer is not None:
                 writer.release()
         if writer is None:
-            raise SourceError(f"{path} holds no frames that could be read")
-    plot_emotions_over_time(rows, pipeline.model.classes, fps, out / f"{path.stem}_emotions.png", path.name)
+            raise SourceError(f"{job.shown} holds no frames that could be read")
+        if tmp.stat().st_size < 100 * frames:  # (OpenCV's writer does not say when a write fails)
+            raise SourceError(f"the annotated copy of {job.shown} could not be written whole at {video} "
+                              "(is the disk full?)")
+    plot_emotions_over_time(rows, columns[len(COLUMNS):], fps, png, job.shown, frames)
     return rows
 
 
-def plot_emotions_over_time(rows: list[dict[str, object]], classes: tuple[str, ...], fps: float, png: Path,
-                            title: str) -> None:
-    """Each class's probability over time: the mean over each frame's faces, smoothed over about half a second."""
+def emotions_over_time(rows: list[dict[str, object]], classes: list[str], frames: int,
+                       window: int) -> np.ndarray:
+    """frames x classes: each frame's mean probability over its faces, smoothed over ``window`` frames centred
+    on it, counting only frames with a face (no zeros enter at the ends); NaN for frames without a face."""
+    sums = np.zeros((frames, len(classes)))
+    count = np.zeros(frames)
+    if rows:
+        idx = np.array([int(r["frame"]) for r in rows])  # type: ignore[call-overload]
+        np.add.at(sums, idx, np.array([[float(r[c]) for c in classes] for r in rows]))  # type: ignore[arg-type]
+        np.add.at(count, idx, 1)
+    has = count > 0
+    mean = np.where(has[:, None], sums / np.maximum(count, 1)[:, None], 0.0)
+    window = max(1, window)
+    i = np.arange(frames)
+    lo, hi = np.clip(i - window // 2, 0, frames), np.clip(i - window // 2 + window, 0, frames)
+
+    def window_sums(x: np.ndarray) -> np.ndarray:  # each frame's sum over its window, by cumulative sums: O(frames)
+        c = np.concatenate([np.zeros((1, *x.shape[1:])), np.cumsum(x, 0)])
+        return c[hi] - c[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smooth = window_sums(mean) / window_sums(has.astype(float))[:, None]
+    smooth[~has] = np.nan
+    return smooth
+
+
+def plot_emotions_over_time(rows: list[dict[str, object]], classes: list[str], fps: float, png: Path,
+                            title: str, frames: int) -> None:
+    """Each class's probability over time: the mean over each frame's faces, smoothed over about half a second
+    (:func:`emotions_over_time`); frames without a face are gaps in the lines."""
     import matplotlib.pyplot as plt
-    frames = sorted({int(r["frame"]) for r in rows})  # type: ignore[call-overload]
     fig, ax = plt.subplots(figsize=(9, 3.5))
-    if frames:
-        mean = np.array([[np.mean([float(r[c]) for r in rows if r["frame"] == f]) for c in classes]  # type: ignore[arg-type]
-                         for f in frames])
-        k = max(1, int(round(fps / 2)))
-        smooth = np.array([np.convolve(col, np.ones(k) / k, mode="same") for col in mean.T]).T
+    smooth = emotions_over_time(rows, classes, frames, int(round(fps / 2)))
+    if rows:
+        t = np.arange(frames) / fps
         for j, c in enumerate(classes):
-            ax.plot(np.array(frames) / fps, smooth[:, j], label=c)
+            ax.plot(t, smooth[:, j], label=c)
         ax.legend(ncol=len(classes), fontsize=8, loc="upper center")
+    else:
+        ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.05), title=f"{title}: emotions over time")
     fig.tight_layout()
-    write_with(png, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
+    try:
+        write_with(png, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def csv_columns(classes: tuple[str, ...]) -> list[str]:
+    """faces.csv's columns: :data:`COLUMNS`, then one per class (``p_<class>`` for a class whose name is taken)."""
+    names = [c if c not in COLUMNS else f"p_{c}" for c in classes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"the model's classes {list(classes)} repeat a name: faces.csv needs a column per class")
+    return [*COLUMNS, *names]
+
+
+def analyse(pipeline: EmotionPipeline, job: Job, out: Path, columns: list[str]) -> list[dict[str, object]]:
+    """One input's rows, its annotated copy (and for a video its plot) written."""
+    if job.path is None:
+        return analyse_photo(pipeline, sample_photo(), job, out, columns)
+    source = FrameSource(job.path, size=None)  # (its own one-line errors: missing, unreadable, too large)
+    if source.kind == "image":
+        return analyse_photo(pipeline, source.read(), job, out, columns)  # type: ignore[arg-type]
+    return analyse_video(pipeline, source, job, out, columns)
 
 
 def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model | str | Path = DEFAULT_MODEL,
                   tta: bool = False, shown: str | None = None) -> dict[str, object]:
-    """Analyse ``paths`` (no paths: the bundled astronaut photo) into ``out``; returns the rows and the failures."""
+    """Analyse ``paths`` (no paths: the bundled astronaut photo) into ``out``; returns the rows, the failures
+    (one line each) and the number of files done."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file: give a folder")
     shown = shown or (str(model) if isinstance(model, (str, Path)) else "the given model")
     model = load_model(model) if isinstance(model, (str, Path)) else model
-    files = list(media_files(paths)) if paths else []
-    what = f"{len(files)} file(s)" if paths else "the bundled astronaut photo"
-    print(f"analysing {what} with {shown} ({len(model.classes)} classes); writing to {out}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
+    columns = csv_columns(model.classes)
+    jobs = plan_jobs(paths, out)
+    what = f"{len(jobs)} file(s)" if paths else "the bundled astronaut photo"
+    print(f"analysing {what} with {shown} ({len(model.classes)} classes); writing to {shown_path(out)}", flush=True)
     pipeline = EmotionPipeline(model, tta=tta)
     rows: list[dict[str, object]] = []
     failed: list[str] = []
-    done = 0
-    if not paths:
-        rows += analyse_photo(pipeline, sample_photo(), "astronaut.png", out)
-        done = 1
-    for f in files:
-        try:
-            source = FrameSource(f, size=None)  # (its own one-line errors: missing, unreadable)
-            if source.kind == "image":
-                found = analyse_photo(pipeline, source.read(), f.name, out)  # type: ignore[arg-type]
-            else:
-                found = analyse_video(pipeline, source, out)
-        except SourceError as e:
-            failed.append(str(e))
-            print(f"skipped: {e}", file=sys.stderr)
-            continue
-        done += 1
-        if not found:
-            print(f"no face found in {f}", file=sys.stderr)
-        rows += found
-    write_csv(out / "faces.csv", ["file", "frame", "time_s", "x", "y", "w", "h", "label", *model.classes], rows)
-    print(f"{done} of {done + len(failed)} file(s) analysed, {len(rows)} face(s): {out / 'faces.csv'}")
+    with folder_lock(out, "--out folder"):
+        table = GrowingCsv(out / "faces.csv", columns)
+        for job in tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2, leave=False):
+            try:
+                found = analyse(pipeline, job, out, columns)
+                table.add(found)
+            except FILE_ERRORS as e:
+                failed.append(f"{job.shown}: {one_line(e)}" if job.shown not in one_line(e) else one_line(e))
+                tqdm.write(f"skipped: {failed[-1]}", file=sys.stderr)
+                continue
+            if not found:
+                tqdm.write(f"no face found in {job.shown}", file=sys.stderr)
+            rows += found
+    done = len(jobs) - len(failed)
+    print(f"{done} of {len(jobs)} file(s) analysed, {len(rows)} face(s): {shown_path(out / 'faces.csv')}")
     return {"rows": rows, "failed": failed, "done": done}
 
 
@@ -170,9 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         shown = (shown_path(model_path(chosen_model(a)))
                  + (" on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else ""))
         result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown)
-        if not result["done"]:
-            raise FileNotFoundError(f"nothing could be analysed ({'; '.join(result['failed'])}): "  # type: ignore[arg-type]
+        failed: list[str] = result["failed"]  # type: ignore[assignment]
+        if failed and not result["done"]:
+            raise FileNotFoundError(f"nothing could be analysed ({'; '.join(failed)}): "
                                     "pass photos, videos or folders that hold them")
+        if failed:
+            raise ValueError(f"{len(failed)} of {len(failed) + result['done']} file(s) could not be analysed "  # type: ignore[operator]
+                             "(each named above); the others' results are in faces.csv")
         return 0
     return run_command(run, a.threads)
 

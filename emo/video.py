@@ -8,6 +8,9 @@ file helpers.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -15,11 +18,28 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from emo.files import IMAGE_SUFFIXES, atomic_path
+from emo.files import IMAGE_SUFFIXES, atomic_path, check_regular, printable
+from emo.images import check_pixels, read_image
 
 
-class SourceError(RuntimeError):
-    """A camera, video or image that cannot be opened."""
+class SourceError(ValueError):
+    """A camera, video or image that cannot be opened (a bad input: commands report it in one line)."""
+
+
+@contextlib.contextmanager
+def _openable_name(path: Path) -> Iterator[str]:
+    """A name OpenCV can open for ``path``: the path itself, or where it is not valid UTF-8 (which OpenCV's
+    readers crash on) a link to it with a plain name, in a temporary folder, for as long as the block runs."""
+    try:
+        os.fspath(path).encode("utf-8")
+        yield str(path)
+        return
+    except UnicodeEncodeError:
+        pass
+    with tempfile.TemporaryDirectory(prefix=".emo-video-") as tmp:
+        link = Path(tmp) / f"video{path.suffix.encode('ascii', 'ignore').decode() or '.bin'}"
+        os.symlink(path.resolve(), link)
+        yield str(link)
 
 
 class FrameSource:
@@ -47,19 +67,30 @@ class FrameSource:
             return
         path = Path(source)
         if not path.exists():
-            raise SourceError(f"{path} does not exist: pass a camera index, a video file or an image")
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            self.image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if self.image is None:
-                raise SourceError(f"{path} is not a readable image")
-            self.kind = "image"
-            return
-        self.cap = cv2.VideoCapture(str(path))
+            raise SourceError(f"{printable(path)} does not exist: pass a camera index, a video file or an image")
+        try:
+            check_regular(path, "video file or image")  # (a FIFO or a device would hang the reader)
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                self.image = read_image(path)  # (bounded before it is decoded)
+                self.kind = "image"
+                return
+        except ValueError as e:
+            raise SourceError(str(e)) from None
+        except OSError as e:
+            raise SourceError(f"{printable(path)} cannot be read ({e.strerror}): check its permissions") from None
+        with _openable_name(path) as name:
+            self.cap = cv2.VideoCapture(name)
         if not self.cap.isOpened():
             self.cap.release()
-            raise SourceError(f"{path} is not a readable video: "
+            raise SourceError(f"{printable(path)} is not a readable video: "
                               "pass a video file (mp4, avi), an image or a camera index")
         self.kind = "video"
+        w, h = (int(self.cap.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            check_pixels(w, h, str(path))
+        except ValueError as e:
+            self.release()
+            raise SourceError(str(e)) from None
 
     @property
     def fps(self) -> float:
