@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from emo.files import PROJECT_ROOT, RESULTS_DIR, file_sha256, write_with
+from emo.files import PROJECT_ROOT, RESULTS_DIR, file_sha256, limit_from_env, write_with
 from emo.network import MiniXception, ModelConfig
 from emo.preprocess import Preprocessing, preprocessing_of, set_preprocessing
 
@@ -48,7 +48,7 @@ META = {
 #: What ``last.pt`` holds besides a checkpoint's entries, for ``--resume``.
 RESUME = ("optimizer", "scheduler", "best_acc", "best_epoch", "torch_rng", "extensions")
 #: A checkpoint file larger than this is refused before it is read (the largest shipped network is 9 MB).
-MAX_BYTES = int(os.environ.get("EMO_MAX_CHECKPOINT_MB", "512")) * 2**20
+MAX_BYTES = int(limit_from_env("EMO_MAX_CHECKPOINT_MB", 512) * 2**20)
 #: Where the models that ship live, by the names that every ``--model`` (and ``--init``, ``--teacher``) takes.
 SHIPPED_MODELS = {"default": RESULTS_DIR / "best_model.pt", "ensemble": RESULTS_DIR / "ensemble" / "best_model.pt"}
 DEFAULT_MODEL = SHIPPED_MODELS["default"]

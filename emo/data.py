@@ -31,6 +31,7 @@ from emo.datasets import (
     make_synthetic,
     save_dataset,
 )
+from emo.files import folder_lock
 from emo.importers import merge_classes, read_dataset, write_image_folders
 from emo.synthetic import FACE_SIZE
 
@@ -44,8 +45,9 @@ def import_dataset(path: str | os.PathLike, name: str = "fer2013", data_dir: str
     :data:`KNOWN_CLASSES` knows for ``name``). Any earlier import is replaced only once the new copy is complete
     (a failed or interrupted import leaves it as it was)."""
     out = dataset_file(name, data_dir)
-    ds = read_dataset(path, name, KNOWN_CLASSES.get(name), numeric_labels, **folders)
-    save_dataset(ds, out)
+    with folder_lock(out.parent, "--name", name=out.stem):  # (a second import of this name is refused meanwhile)
+        ds = read_dataset(path, name, KNOWN_CLASSES.get(name), numeric_labels, **folders)
+        save_dataset(ds, out)
     return ds
 
 

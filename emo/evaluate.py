@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -32,7 +32,7 @@ from emo.cli import (
 )
 from emo.datasets import data_for_model, load_dataset
 from emo.evaluation import Evaluation, evaluate_split
-from emo.files import PROJECT_ROOT, RUNS_DIR, shown_path, write_text, write_with
+from emo.files import PROJECT_ROOT, RUNS_DIR, folder_lock, shown_path, write_set
 from emo.inference_search import tune_and_score
 from emo.model import load_model
 from emo.plots import plot_confusion, plot_history, plot_roc
@@ -40,26 +40,39 @@ from emo.preprocess import preprocessing_of
 from emo.splits import make_splits
 
 
-def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[dict[str, float]] | None,
-                 restarts: Sequence[int] = ()) -> list[Path]:
-    """Confusion matrices (counts, normalised), ROC and learning curves as PNG files in ``out``."""
+def figure_writers(ev: Evaluation, ev_tta: Evaluation, history: list[dict[str, float]] | None,
+                   restarts: Sequence[int] = ()) -> dict[str, Callable[[IO[bytes]], object]]:
+    """Confusion matrices (counts, normalised), ROC and (where ``history`` is given) learning curves: each
+    figure's file name and what writes it as PNG into an open file."""
     import matplotlib.pyplot as plt
 
-    written = []
-    figs = {
-        "confusion_matrix.png": plot_confusion(ev_tta.labels, ev_tta.preds, ev.classes,
-                                               title=f"{ev.name}, flip TTA: counts"),
-        "confusion_matrix_normalized.png": plot_confusion(ev_tta.labels, ev_tta.preds, ev.classes, normalize=True,
-                                                          title=f"{ev.name}, flip TTA: recall per class"),
-        "roc.png": plot_roc(ev_tta.labels, ev_tta.probs, ev.classes, title=f"One-vs-rest ROC, {ev.name}, flip TTA"),
+    makers = {
+        "confusion_matrix.png": lambda: plot_confusion(ev_tta.labels, ev_tta.preds, ev.classes,
+                                                       title=f"{ev.name}, flip TTA: counts"),
+        "confusion_matrix_normalized.png": lambda: plot_confusion(ev_tta.labels, ev_tta.preds, ev.classes,
+                                                                  normalize=True,
+                                                                  title=f"{ev.name}, flip TTA: recall per class"),
+        "roc.png": lambda: plot_roc(ev_tta.labels, ev_tta.probs, ev.classes,
+                                    title=f"One-vs-rest ROC, {ev.name}, flip TTA"),
     }
     if history:
-        figs["learning_curves.png"] = plot_history(history, restarts=restarts)
-    for fname, fig in figs.items():
-        write_with(out / fname, lambda f: fig.savefig(f, format="png", dpi=100))  # noqa: B023 (called at once)
-        plt.close(fig)
-        written.append(out / fname)
-    return written
+        makers["learning_curves.png"] = lambda: plot_history(history, restarts=restarts)
+
+    def writer(make: Callable[[], Any]) -> Callable[[IO[bytes]], object]:
+        def write(f: IO[bytes]) -> None:
+            fig = make()
+            try:
+                fig.savefig(f, format="png", dpi=100)
+            finally:
+                plt.close(fig)
+        return write
+    return {name: writer(make) for name, make in makers.items()}
+
+
+def save_figures(ev: Evaluation, ev_tta: Evaluation, out: Path, history: list[dict[str, float]] | None,
+                 restarts: Sequence[int] = ()) -> list[Path]:
+    """The figures of :func:`figure_writers` as PNG files in ``out``, written as a set (:func:`write_set`)."""
+    return write_set({out / name: w for name, w in figure_writers(ev, ev_tta, history, restarts).items()})
 
 
 def tune_first(model_path: Path, splits: Any, device: str) -> Path:
@@ -105,12 +118,15 @@ def score_passes(model: Any, passes: list, batch_size: int | None) -> dict[tuple
 
 
 def write_outputs(out: Path, results: dict[str, Any], evals: dict, history: tuple | None, what: str) -> None:
-    """The figures (where ``history`` is given, learning curves too), the report and ``metrics.json`` (last)."""
-    if history is not None:
-        save_figures(evals["test", False], evals["test", True], out, *history)
-    write_text(out / "classification_report.txt",
-               f"{what} test ({len(evals['test', True].labels)} faces), flip TTA\n\n{evals['test', True].report()}")
-    write_text(out / "metrics.json", json.dumps(results, indent=2) + "\n")
+    """The figures (where ``history`` is given, learning curves too), the report and ``metrics.json``, as one
+    set (:func:`emo.files.write_set`: after a failure, such as a full disk, the old set is still whole), under
+    the folder's lock (a second evaluation into it is refused)."""
+    report = f"{what} test ({len(evals['test', True].labels)} faces), flip TTA\n\n{evals['test', True].report()}"
+    writers = figure_writers(evals["test", False], evals["test", True], *history) if history is not None else {}
+    writers["classification_report.txt"] = lambda f: f.write(report.encode())
+    writers["metrics.json"] = lambda f: f.write((json.dumps(results, indent=2) + "\n").encode())
+    with folder_lock(out, "--out folder"):
+        write_set({out / name: w for name, w in writers.items()})
 
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str | None = None,

@@ -273,8 +273,10 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Path]:
-    """Hold ``folder``'s lock (the file :data:`LOCK_NAME` in it, made if missing) while a command writes there.
+def folder_lock(folder: str | os.PathLike, what: str = "folder", name: str | None = None) -> Iterator[Path]:
+    """Hold ``folder``'s lock (the file :data:`LOCK_NAME` in it, made if missing) while a command writes there;
+    with ``name``, the lock of the one file ``name`` in a shared folder (``data/<name>.npz``), which others
+    of other names may write meanwhile.
 
     A second writer is refused with one line naming the first (its command and process id). A lock whose
     process has ended (killed, crashed, the machine restarted) is taken over, and the temporary files its
@@ -283,7 +285,7 @@ def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Pat
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK_NAME
+    lock = folder / (f"{LOCK_NAME}-{name}" if name else LOCK_NAME)
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
           "command": " ".join(["python", *sys.argv])[:300]}
     for _ in range(2):
@@ -296,12 +298,13 @@ def folder_lock(folder: str | os.PathLike, what: str = "folder") -> Iterator[Pat
                     yield lock  # (this process holds it already, in an outer block: that block releases it)
                     return
                 host = f" on {holder.get('host')}" if holder.get("host") != me["host"] else ""
-                raise ValueError(f"{printable(folder)} is being written by another command (process "
+                raise ValueError(f"{printable(folder / name if name else folder)} is being written by another "
+                                 f"command (process "
                                  f"{holder['pid']}{host}, since {holder.get('since', '?')}: "
                                  f"{holder.get('command', '?')}"
                                  f"): wait for it to end, or choose another {what} (if it is not running, remove "
                                  f"{printable(lock)})") from None
-            _take_over(lock, folder)
+            _take_over(lock, folder, f"{TEMP_PREFIX}{name}." if name else TEMP_PREFIX)
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(me, f)
@@ -328,8 +331,9 @@ def _lock_holder(lock: Path) -> dict[str, Any] | None:
     return holder
 
 
-def _take_over(lock: Path, folder: Path) -> None:
-    """Remove a lock whose process has ended, and the temporary files that process left in ``folder``."""
+def _take_over(lock: Path, folder: Path, debris: str) -> None:
+    """Remove a lock whose process has ended, and the temporary files that process left in ``folder`` (those
+    whose names start with ``debris``)."""
     if _lock_holder(lock) is None:  # (a lock being written this instant reads as unreadable: give it a moment)
         time.sleep(0.2)
         holder = _lock_holder(lock)
@@ -339,6 +343,6 @@ def _take_over(lock: Path, folder: Path) -> None:
           file=sys.stderr)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(lock)
-    for debris in folder.rglob(f"{TEMP_PREFIX}*"):
+    for left in folder.rglob(f"{debris}*"):
         with contextlib.suppress(OSError):
-            debris.unlink()
+            left.unlink()

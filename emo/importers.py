@@ -46,7 +46,8 @@ from emo.datasets import (
     FaceDataset,
 )
 from emo.faces import HaarDetector, crop_faces
-from emo.files import IMAGE_SUFFIXES, write_bytes
+from emo.files import IMAGE_SUFFIXES, check_size, limit_from_env, write_bytes
+from emo.images import MAX_IMAGE_MB, decode_image
 from emo.synthetic import FACE_SIZE
 
 #: Folder names of each split (lower-cased), and the usage code its faces are stored with.
@@ -61,6 +62,8 @@ _MAGIC = {b"PK\x03\x04": "zip", b"\x1f\x8b": "tar.gz", b"BZh": "tar.bz2", b"\xfd
 _DAMAGED = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError)
 #: A class name must be usable as a folder name and a CSV column: no path separators, no leading dot.
 _CLASS_NAME = re.compile(r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]*")
+#: The largest CSV file (or CSV member of an archive) read, in MB: FER-2013's is 287 MB.
+MAX_CSV_MB = limit_from_env("EMO_MAX_CSV_MB", 1024)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,20 +111,46 @@ def list_archive(path: Path) -> tuple[list[str], list[str]]:
     raise DataImportError(f"{path} is not a zip, tar archive, folder or CSV file")
 
 
+def _member_limit(name: str) -> tuple[float, str]:
+    """The most MB a member may declare (images :data:`emo.images.MAX_IMAGE_MB`, CSV files :data:`MAX_CSV_MB`),
+    and the environment variable that raises it."""
+    if name.lower().endswith(".csv"):
+        return MAX_CSV_MB, "EMO_MAX_CSV_MB"
+    return MAX_IMAGE_MB, "EMO_MAX_IMAGE_MB"
+
+
+def _check_declared(path: Path, name: str, size: int) -> None:
+    """A one-line refusal for a member that declares more bytes than its kind may have (checked before it is
+    read: a 37 MB zip can hold an 8 GiB member)."""
+    limit, variable = _member_limit(name)
+    if size > limit * 2**20:
+        raise DataImportError(f"{name} in {path} is {size / 2**20:,.0f} MB unpacked, over the {limit:g} MB such a "
+                              f"file may be here: remove it from the archive, or raise the limit with {variable}=MB")
+
+
 def read_members(path: Path, names: list[str]) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of each file ``names`` lists in the folder, zip or tar ``path``, each archive opened once
-    (a tar is read in one pass, in its own order); a damaged archive raises :func:`_damaged`'s error."""
+    (a tar is read in one pass, in its own order); each member's size is checked before it is read
+    (:func:`_check_declared`); a damaged archive raises :func:`_damaged`'s error."""
     try:
         if path.is_dir():
-            yield from ((n, (path / n).read_bytes()) for n in names)
+            for n in names:
+                limit, variable = _member_limit(n)
+                check_size(path / n, limit, "file", variable)
+                yield n, (path / n).read_bytes()
         elif zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
-                yield from ((n, zf.read(n)) for n in names)
+                for n in names:
+                    _check_declared(path, n, zf.getinfo(n).file_size)
+                    yield n, zf.read(n)
         else:
             wanted = set(names)
             with tarfile.open(path) as tf:
                 for member in tf:
-                    f = tf.extractfile(member) if member.name in wanted else None
+                    if member.name not in wanted or not member.isfile():
+                        continue
+                    _check_declared(path, member.name, member.size)
+                    f = tf.extractfile(member)
                     if f is not None:
                         yield member.name, f.read()
     except _DAMAGED:
@@ -267,7 +296,10 @@ def _decode_all(path: Path, where: dict[str, tuple[int, int]], cropper: _FaceCro
     out: dict[str, list] = defaultdict(list)
     for m, buf in tqdm(read_members(path, list(where)), total=len(where), desc="decoding faces", unit="img",
                        mininterval=1.0):
-        gray = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_GRAYSCALE)
+        try:
+            gray: np.ndarray | None = decode_image(buf, m, gray=True)  # (bounded before it is decoded)
+        except ValueError:
+            gray = None
         face = None if gray is None else cropper(gray)
         if face is None:
             out["unreadable" if gray is None else "no_face"].append(m)
@@ -393,19 +425,26 @@ def _csv_row(row: list[str], ie: int, ip: int, iu: int | None) -> tuple[np.ndarr
 
 
 def read_csv(text: io.TextIOBase, origin: str, name: str = "fer2013") -> FaceDataset:
-    """The challenge's ``fer2013.csv`` (``emotion,pixels,Usage``) from the open text ``text``."""
+    """The challenge's ``fer2013.csv`` (``emotion,pixels,Usage``) from the open text ``text`` (a leading
+    byte-order mark, as spreadsheet programs save CSV, is ignored)."""
     reader = csv.reader(text)
-    header = [h.strip().lower() for h in next(reader, [])]
-    if not {"emotion", "pixels"} <= set(header):
-        raise DataImportError(f"{origin} has columns {header}: expected 'emotion,pixels,Usage' (fer2013.csv)")
-    iu = header.index("usage") if "usage" in header else None
-    rows, bad = [], 0
-    for row in tqdm(reader, desc="reading CSV rows", unit="row", mininterval=1.0):
-        parsed = _csv_row(row, header.index("emotion"), header.index("pixels"), iu)
-        if parsed is None:
-            bad += 1
-        else:
-            rows.append(parsed)
+    try:
+        header = [h.strip().lstrip("\ufeff").lower() for h in next(reader, [])]
+        if not {"emotion", "pixels"} <= set(header):
+            raise DataImportError(f"{origin} has columns {header}: expected 'emotion,pixels,Usage' (fer2013.csv)")
+        iu = header.index("usage") if "usage" in header else None
+        rows, bad = [], 0
+        for row in tqdm(reader, desc="reading CSV rows", unit="row", mininterval=1.0):
+            parsed = _csv_row(row, header.index("emotion"), header.index("pixels"), iu)
+            if parsed is None:
+                bad += 1
+            else:
+                rows.append(parsed)
+    except csv.Error as e:
+        raise DataImportError(f"{origin} line {reader.line_num} cannot be read as CSV ({e}): "
+                              "check that it is fer2013.csv, comma-separated") from None
+    except UnicodeDecodeError:
+        raise DataImportError(f"{origin} line {reader.line_num + 1} is not UTF-8 text: is it fer2013.csv?") from None
     if not rows:
         raise DataImportError(f"{origin} holds no valid rows (each needs an emotion 0-6 and 2304 pixel values)")
     faces, labels, usage = zip(*rows)
@@ -423,14 +462,15 @@ def read_dataset(path: str | os.PathLike, name: str, classes: tuple[str, ...] | 
         raise FileNotFoundError(f"{path} does not exist: give the path of an archive (zip, tar.gz), a folder or "
                                 "fer2013.csv")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
+        check_size(path, MAX_CSV_MB, "CSV file", "EMO_MAX_CSV_MB")
+        with open(path, newline="", encoding="utf-8-sig") as f:
             return read_csv(f, str(path), name)
     if not path.is_dir():
         members, _ = list_archive(path)
         csvs = [m for m in members if m.lower().endswith(".csv") and "fer2013" in m.lower()]
         if csvs and not any(_SPLIT_MEMBER.search(m) for m in members):
             _, buf = next(read_members(path, csvs[:1]))
-            with io.TextIOWrapper(io.BytesIO(buf), newline="") as f:
+            with io.TextIOWrapper(io.BytesIO(buf), newline="", encoding="utf-8-sig") as f:
                 return read_csv(f, f"{path}:{csvs[0]}", name)
     return read_image_folders(path, name, classes=classes, numeric_labels=numeric_labels, **folders)  # type: ignore[arg-type]
 

@@ -23,9 +23,12 @@ import torch
 import torch.nn as nn
 
 from emo.datasets import SOURCES, imported_datasets
-from emo.files import write_bytes
+from emo.files import check_size, limit_from_env, write_bytes
 from emo.preprocess import Preprocessing, center_crop, preprocessing_of
 from emo.splits import load_splits
+
+#: The largest .onnx file read, in MB (the limit checkpoints have).
+MAX_ONNX_MB = limit_from_env("EMO_MAX_CHECKPOINT_MB", 512)
 
 INSTALL = "pip install onnxruntime onnx onnxscript"
 OPSET = 20  # AffineGrid (the centre crop) needs 20
@@ -104,6 +107,7 @@ class OnnxModel(nn.Module):
         if not isinstance(source, bytes):
             if not Path(source).exists():
                 raise FileNotFoundError(f"no ONNX model at {source}: make one with `python -m emo.export CHECKPOINT`")
+            check_size(source, MAX_ONNX_MB, "ONNX model", "EMO_MAX_CHECKPOINT_MB")  # (a FIFO or a huge file: refused)
             source = str(source)
         try:
             self.session = ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
@@ -115,10 +119,18 @@ class OnnxModel(nn.Module):
             raise ValueError(f"{what} is an ONNX model but not one `python -m emo.export` wrote (no emo metadata): "
                              "export the checkpoint with it")
         self.meta: dict[str, Any] = dict(meta)
-        self.classes = tuple(json.loads(meta["classes"]))
-        self.input_size = int(meta["input_size"])
-        # the graph crops (meta["crop"] says how much), so the faces it takes are whole
-        self.preprocess = Preprocessing(self.input_size, float(meta["normalize_mean"]), float(meta["normalize_std"]))
+        try:
+            classes = json.loads(meta["classes"])
+            if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+                raise ValueError("classes")
+            self.classes = tuple(classes)
+            self.input_size = int(meta["input_size"])
+            # the graph crops (meta["crop"] says how much), so the faces it takes are whole
+            self.preprocess = Preprocessing(self.input_size, float(meta["normalize_mean"]),
+                                            float(meta["normalize_std"]))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ValueError(f"{what}'s emo metadata is damaged ({type(e).__name__}: {e}): export the checkpoint "
+                             "again with `python -m emo.export`") from None
         self.input_name = self.session.get_inputs()[0].name
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -56,6 +56,8 @@ class Preprocessing:
     crop: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 8 <= self.input_size <= 1024:
+            raise ValueError(f"input size {self.input_size} must be 8 to 1024 pixels")
         if not 0.5 <= self.crop <= 1.0:
             raise ValueError(f"crop fraction {self.crop} must be between 0.5 and 1 (1 = the whole face)")
         if not (np.isfinite(self.mean) and np.isfinite(self.std) and self.std > 0):
@@ -126,14 +128,39 @@ def set_preprocessing(model: Any, pre: Preprocessing) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+#: The smallest face side read from what users pass: an array whose only readings give smaller faces (a
+#: 5 x 48 x 3 array: 48 x 3 faces, or a 5 x 48 image) is refused instead of guessed.
+MIN_FACE_SIDE = 8
+_CHANNELS = (1, 3, 4)  # gray, BGR, BGRA (channels last, as OpenCV reads images)
+
+
+def _from_tensor(t: Any, what: str) -> np.ndarray:
+    """A torch tensor as a numpy array with channels last: N x C x H x W (C 1 or 3, RGB as torchvision reads
+    images) becomes N x H x W x C in BGR; a 1 x H x W tensor is one face; a 3 x H x W tensor is refused as
+    ambiguous (one colour image, or three gray faces?)."""
+    a = t.detach().cpu().numpy()
+    if a.ndim == 4 and a.shape[1] in (1, 3) and a.shape[-1] not in _CHANNELS:
+        a = np.moveaxis(a, 1, -1)
+        return a[..., ::-1] if a.shape[-1] == 3 else a  # (RGB -> BGR)
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] not in _CHANNELS:
+        raise ValueError(f"a {what} is ambiguous: pass one colour face as a 1 x 3 x H x W tensor, or gray faces "
+                         "as N x H x W (or N x 1 x H x W)")
+    if a.ndim == 3 and a.shape[0] == 1 and a.shape[-1] not in _CHANNELS:
+        return a[0]
+    return a
+
+
 def _as_batch(a: np.ndarray, what: str) -> np.ndarray:
-    """``a`` as N x H x W (gray) or N x H x W x 3 (BGR), or a one-line refusal."""
-    if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (1, 3) and min(a.shape[:2]) > 3):
+    """``a`` as N x H x W (gray), N x H x W x 3 (BGR) or N x H x W x 4 (BGRA), or a one-line refusal."""
+    if a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in _CHANNELS and min(a.shape[:2]) >= MIN_FACE_SIDE):
         a = a[None]  # one face: H x W, or one image with its channels last
     if a.ndim == 4 and a.shape[-1] == 1:
         a = a[..., 0]
-    if a.ndim != 3 and not (a.ndim == 4 and a.shape[-1] == 3):
+    if a.ndim != 3 and not (a.ndim == 4 and a.shape[-1] in (3, 4)):
         raise ValueError(f"faces must be N x H x W grayscale (or H x W, or BGR H x W x 3), got a {what}")
+    if len(a) and min(a.shape[1:3]) < MIN_FACE_SIDE:
+        raise ValueError(f"faces must be at least {MIN_FACE_SIDE} x {MIN_FACE_SIDE} pixels: a {what} reads as "
+                         f"{a.shape[1]} x {a.shape[2]} faces (N x H x W gray, or H x W x 3 BGR)")
     return a
 
 
@@ -151,21 +178,27 @@ def _as_uint8(a: np.ndarray, what: str) -> np.ndarray:
 
 def _to_gray(a: np.ndarray) -> np.ndarray:
     if a.ndim == 3:
-        return a
+        return np.ascontiguousarray(a)  # (a mirrored view, face[:, ::-1], has negative strides torch refuses)
     if not len(a):
-        return a[..., 0]
-    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_BGR2GRAY) for f in a])
+        return np.zeros(a.shape[:3], np.uint8)
+    code = cv2.COLOR_BGR2GRAY if a.shape[-1] == 3 else cv2.COLOR_BGRA2GRAY
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), code) for f in a])
 
 
 def as_gray_faces(faces: Any) -> np.ndarray | list[np.ndarray]:
     """``faces`` as uint8 grayscale: an N x H x W array, or a list of 2-D arrays of different sizes.
 
     Accepted, where the meaning is clear: N x H x W or one H x W face; colour images as OpenCV reads them
-    (BGR, H x W x 3 or N x H x W x 3; H x W x 1 too); floats in [0, 1] or [0, 255]; other integer types
-    within 0-255; a list of any of these faces. Anything else is refused in one line that names it.
+    (BGR, H x W x 3 or N x H x W x 3; BGRA with 4 channels; H x W x 1 too); torch tensors N x C x H x W
+    (C 1 or 3, RGB); floats in [0, 1] or [0, 255]; other integer types within 0-255; a list of any of these
+    faces. Faces are at least :data:`MIN_FACE_SIDE` pixels a side. Anything else is refused in one line that
+    names it.
     """
+    if isinstance(faces, torch.Tensor):
+        faces = _from_tensor(faces, f"tensor of shape {tuple(faces.shape)}")
     if isinstance(faces, (list, tuple)):
-        arrays = [np.asarray(f) for f in faces]
+        arrays = [_from_tensor(f, f"tensor of shape {tuple(f.shape)}") if isinstance(f, torch.Tensor)
+                  else np.asarray(f) for f in faces]
         if arrays and all(a.ndim >= 2 for a in arrays) and len({a.shape for a in arrays}) > 1:
             return [as_gray_faces(a)[0] for a in arrays]  # faces of different sizes, resized later
         faces = np.stack(arrays) if arrays else np.zeros((0, 0, 0), np.uint8)

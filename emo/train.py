@@ -17,6 +17,7 @@ The extensions (:data:`EXTENSIONS`): ``--init`` (:mod:`emo.finetune`), ``--swa``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import sys
@@ -37,7 +38,7 @@ from emo.cli import (
     run_command,
 )
 from emo.distill import Distill
-from emo.files import RUNS_DIR, append_text
+from emo.files import RUNS_DIR, append_text, folder_lock
 from emo.finetune import InitFrom
 from emo.hooks import Extension
 from emo.inference_search import Tune
@@ -178,15 +179,19 @@ def train_from_args(a: argparse.Namespace, argv: list[str] | None = None) -> Non
                          "each process would pick its own new runs/<date>-<time>/")
     out = Path(a.output_dir) if a.output_dir else new_run_dir()
     a.output_dir = str(out)
-    if distributed.launched().is_main:  # the process that writes (under torchrun the others wait for it)
-        check_output(out, a.resume, a.overwrite)
-    trainer = make_trainer(cfg, out, a.device, progress=not a.no_progress, tune=a.tune)
-    try:
-        if trainer.world.is_main:
-            start_log(trainer, out, argv)
-        trainer.fit(resume=a.resume)
-    finally:
-        distributed.leave()
+    main_process = distributed.launched().is_main  # the process that writes (under torchrun the others wait for it)
+    if main_process and out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder: name a folder for the run (a new one is made)")
+    with folder_lock(out, "output folder") if main_process else contextlib.nullcontext():
+        if main_process:  # (checked under the lock: a second training into this folder is refused here)
+            check_output(out, a.resume, a.overwrite)
+        trainer = make_trainer(cfg, out, a.device, progress=not a.no_progress, tune=a.tune)
+        try:
+            if trainer.world.is_main:
+                start_log(trainer, out, argv)
+            trainer.fit(resume=a.resume)
+        finally:
+            distributed.leave()
 
 
 def start_log(trainer: Trainer, out: Path, argv: list[str] | None) -> None:

@@ -23,6 +23,7 @@ Everything else is an :class:`emo.hooks.Extension` (:mod:`emo.finetune`, :mod:`e
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -38,7 +39,7 @@ from tqdm.auto import tqdm
 from emo import checkpoint, distributed
 from emo.augment import augment, mixup
 from emo.evaluation import accuracy_and_nll, score_checkpoint
-from emo.files import write_csv
+from emo.files import folder_lock, write_csv
 from emo.hooks import Extension, check_extensions, merged_meta
 from emo.losses import focal_loss
 from emo.model import Model, default_device
@@ -55,6 +56,16 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs CUDA: use 'bf16' or 'off' on the CPU")
     return torch.float16 if amp in ("auto", "fp16") else torch.bfloat16
+
+
+def check_finite(model: torch.nn.Module, epoch: int) -> None:
+    """A one-line FloatingPointError where a weight or a batch-norm statistic of ``model`` is NaN or infinite
+    (a finite loss can still be followed by a step that overflows): such a model is never saved."""
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FloatingPointError(f"after epoch {epoch} {len(bad)} weight tensor(s) hold NaN or infinity "
+                                 f"(e.g. {bad[0]}): training diverged (try a lower --lr); nothing of this epoch "
+                                 "was saved")
 
 
 class Trainer:
@@ -268,8 +279,14 @@ class Trainer:
 
     # -- the run ----------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
-        cfg = self.cfg
+        """Train (or with ``resume`` go on from ``last.pt``) until the last epoch or early stopping, holding the
+        output folder's lock (:func:`emo.files.folder_lock`: a second writer there is refused)."""
         self.out.mkdir(parents=True, exist_ok=True)
+        with folder_lock(self.out, "output folder") if self.world.is_main else contextlib.nullcontext():
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> list[dict[str, float]]:
+        cfg = self.cfg
         say = print if self.world.is_main else (lambda *a, **k: None)
         if resume:
             self.resume()
@@ -295,6 +312,8 @@ class Trainer:
         for ext in self.extensions:
             ext.after_epoch(self, extra)
         scored = next((m for m in (ext.model_to_score(self) for ext in self.extensions) if m is not None), self.model)
+        for net in {id(self.model): self.model, id(scored): scored}.values():
+            check_finite(net, self.epoch + 1)
         val_acc, val_loss = self.validate(scored)
         self.epoch += 1
         row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
