@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0.5, frames: int = 0) -> int:
     """Show the window on ``source`` until it is closed (or after ``frames`` frames). Returns Qt's exit status,
-    or 1 where the source could not be opened (the window said why), so that scripts can tell."""
+    or 2 where the source could not be opened (a bad input: the window and one error line said why)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     win = build_window(model, source, device, smoothing)
     win.show()
@@ -260,7 +260,7 @@ def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0
     if win.source is not None:
         win.source.release()
     print(f"{win.frames} frames shown, {win.fps.fps:.1f} FPS at the end")
-    return 1 if win.source is None else code
+    return 2 if win.source is None else code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 from emo.cli import HelpFormatter, parser, run_command
@@ -190,7 +191,8 @@ def export_command(name: str, out: str, merge: list[str], data_dir: str | None =
             raise ValueError(f"--merge {m!r}: write it as A=B, e.g. disgust=angry")
         pairs[a.lower()] = b.lower()
     ds = merge_classes(load_imported(name, data_dir), pairs)
-    counts = write_image_folders(ds, out)
+    with folder_lock(Path(out).parent, "folder", name=Path(out).name):  # (two exports into one folder: refused)
+        counts = write_image_folders(ds, out)
     print(f"wrote {sum(counts.values()):,} faces of {name} to {out} as train/, val/ and test/<class>/*.png "
           f"({', '.join(f'{k} {v:,}' for k, v in counts.items())}); classes: {', '.join(ds.classes)}")
     print(f"it is derived from {name}'s images: keep it out of any repository")

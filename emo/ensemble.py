@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from emo import checkpoint
 from emo.cli import checkpoints_parser, command_line, refuse_to_replace, run_command
 from emo.evaluation import labels_in_model_order, split_accuracies
-from emo.files import RUNS_DIR, file_sha256, write_with
+from emo.files import RUNS_DIR, file_sha256, folder_lock, write_with
 from emo.model import Ensemble, predict_proba
 from emo.soup import ingredients_splits, read_ingredients
 
@@ -129,14 +129,15 @@ def make_ensemble(paths: Sequence[str | Path], out: str | Path = DEFAULT_ENSEMBL
     kept = [r["index"] for r in rows if r["kept"]]
     model = Ensemble([models[i] for i in kept]).eval()
     metrics = split_accuracies(model, splits)
-    members = [{"path": path.relative_to(out.parent).as_posix(), "sha256": file_sha256(path)}
-               for path in copy_members([Path(paths[i]) for i in kept], out.parent / "members", overwrite)]
-    ck = {**ensemble_entries(cks[kept[0]]), "version": checkpoint.VERSION, "crop": 1.0, "members": members,
-          "metrics": metrics, "ensemble": {"rounds": rounds_record(rows, paths, cks),
-                                           "candidates": [str(p) for p in paths],
-                                           "max_members": max_members, "command": command_line("emo.ensemble"),
-                                           "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
-    checkpoint.save(ck, out)
+    with folder_lock(out.parent, "--out folder"):  # (its members and its checkpoint: one writer at a time)
+        members = [{"path": path.relative_to(out.parent).as_posix(), "sha256": file_sha256(path)}
+                   for path in copy_members([Path(paths[i]) for i in kept], out.parent / "members", overwrite)]
+        ck = {**ensemble_entries(cks[kept[0]]), "version": checkpoint.VERSION, "crop": 1.0, "members": members,
+              "metrics": metrics, "ensemble": {"rounds": rounds_record(rows, paths, cks),
+                                               "candidates": [str(p) for p in paths],
+                                               "max_members": max_members, "command": command_line("emo.ensemble"),
+                                               "time": time.strftime("%Y-%m-%d %H:%M:%S")}}
+        checkpoint.save(ck, out)
     log(f"{out}: {len(kept)} of {len(paths)} candidates: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return ck
 

@@ -46,7 +46,7 @@ from emo.datasets import (
     FaceDataset,
 )
 from emo.faces import HaarDetector, crop_faces
-from emo.files import IMAGE_SUFFIXES, check_size, limit_from_env, write_bytes
+from emo.files import IMAGE_SUFFIXES, check_regular, check_size, limit_from_env, write_bytes
 from emo.images import MAX_IMAGE_MB, decode_image
 from emo.synthetic import FACE_SIZE
 
@@ -94,6 +94,7 @@ def list_archive(path: Path) -> tuple[list[str], list[str]]:
     """The files and the folders in a zip, tar(.gz) or directory, as posix paths relative to it (one pass)."""
     if path.is_dir():
         return _list_folder(path)
+    check_regular(path, "archive or folder")  # (a FIFO or a device would hang the reader)
     kind = _archive_kind(path)
     try:
         if zipfile.is_zipfile(path):
@@ -461,6 +462,8 @@ def read_dataset(path: str | os.PathLike, name: str, classes: tuple[str, ...] | 
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: give the path of an archive (zip, tar.gz), a folder or "
                                 "fer2013.csv")
+    if not path.is_dir():
+        check_regular(path, "archive, folder or CSV file")  # (a FIFO or a device would hang the reader)
     if path.suffix.lower() == ".csv":
         check_size(path, MAX_CSV_MB, "CSV file", "EMO_MAX_CSV_MB")
         with open(path, newline="", encoding="utf-8-sig") as f:

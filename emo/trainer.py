@@ -237,8 +237,9 @@ class Trainer:
                 start += 0 if e is None else e.shape[1]
                 loss = ext.loss(self, logits, x, loss, mine)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss is {float(loss)} at epoch {self.epoch + 1}, step {i + 1}: "
-                                         "training diverged (try a lower --lr); nothing of this epoch was saved")
+                raise FloatingPointError(f"the training loss is {float(loss.detach())} at epoch {self.epoch + 1}, "
+                                         f"step {i + 1}: training diverged (try a lower --lr); nothing of this "
+                                         "epoch was saved")
             self.opt.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()  # (the scaler passes the loss through unless fp16 is on)
             self.scaler.step(self.opt)

@@ -83,7 +83,7 @@ def test_cli_exits_non_zero_when_its_source_cannot_be_opened(tiny_model_path, tm
     r = subprocess.run([sys.executable, "-m", "emo.app", str(tiny_model_path), "--source", str(tmp_path / "gone.mp4"),
                         "--frames", "5"], capture_output=True, text=True, cwd=ROOT, timeout=120,
                        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
-    assert r.returncode == 1 and "error: " in r.stderr and "gone.mp4" in r.stderr
+    assert r.returncode == 2 and "error: " in r.stderr and "gone.mp4" in r.stderr
 
 
 def test_missing_window_libraries_are_named_with_their_fix(monkeypatch, capsys):

@@ -108,7 +108,7 @@ def test_predict_and_the_app_take_runtime_onnx(tiny_model_path, face_video, tmp_
         assert predict_main(["--out", str(tmp_path / runtime), "--model", str(tiny_model_path),
                              "--runtime", runtime]) == 0
     rows = [(tmp_path / r / "faces.csv").read_text().splitlines() for r in ("torch", "onnx")]
-    a, b = ([float(v) for v in r[1].split(",")[8:]] for r in rows)
+    a, b = ([float(v) for v in r[1].split(",")[9:]] for r in rows)  # (the probabilities, after the label)
     assert np.abs(np.subtract(a, b)).max() <= 1e-4
     pytest.importorskip("PyQt5")
     from PyQt5.QtWidgets import QApplication

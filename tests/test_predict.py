@@ -187,3 +187,10 @@ def test_runtime_torch_with_an_onnx_file_is_refused(tmp_path, capsys):
     model.write_bytes(b"onnx")
     assert main(["--model", str(model), "--runtime", "torch", "--out", str(tmp_path / "o")]) == 2
     assert "drop --runtime torch" in capsys.readouterr().err
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line(tiny_model_path, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    assert main(["--out", str(tmp_path / "file" / "out"), "--model", str(tiny_model_path)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: Not a directory") and "\n" not in line and "choose another path" in line

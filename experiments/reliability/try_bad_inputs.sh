@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Issue 34's table (new rows and spellings with issue 41's redesign): each bad input a user may give, the command, its exit status and what it says (its error and
-# NOTE lines, or else its last line).
+# Issue 34's table (new rows and spellings with issue 41's redesign, hostile files and faults with issue 43's):
+# each bad input or fault, its family, the command, its exit status, what it says (its error and NOTE lines,
+# or else its last line) and a verdict: "clear error" (exit 2, one error line), "handled" (exit 0), "TRACEBACK",
+# or "LOST DATA" where a file that was in the scratch folder before the command changed or vanished.
 #   bash experiments/reliability/try_bad_inputs.sh > experiments/reliability/what_users_see.md
 # Run from the project root with its .venv active; writes only under a temporary folder.
 set -u
@@ -30,27 +32,84 @@ for d, files in {"mine": ["train/happy/a.jpg", "test/happy/b.jpg"], "extra": ["t
         os.makedirs(os.path.dirname(f"{t}/{d}/{f}"), exist_ok=True)
         open(f"{t}/{d}/{f}", "wb").write(ok)
 os.makedirs(f"{t}/mine/train/sad")
+# issue 43: hostile files
+import struct, zlib, shutil
+from emo.video import sample_photo, write_test_video
+os.makedirs(f"{t}/photos/a"); os.makedirs(f"{t}/photos/b")
+cv2.imwrite(f"{t}/photos/a/x.jpg", sample_photo()); cv2.imwrite(f"{t}/photos/b/x.jpg", sample_photo())
+cv2.imwrite(f"{t}/photos/a/x.png", sample_photo())
+os.makedirs(f"{t}/hostile")
+shutil.copy(f"{t}/photos/a/x.jpg", os.fsencode(f"{t}/hostile/") + b"caf\xe9.jpg")
+os.mkfifo(f"{t}/hostile/pipe.jpg"); os.mkfifo(f"{t}/pipe.zip"); os.mkfifo(f"{t}/pipe.pt")
+def chunk(k, d): return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d) & 0xFFFFFFFF)
+open(f"{t}/bomb.png", "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+                                  + chunk(b"IDAT", zlib.compress(bytes(4096))) + chunk(b"IEND", b""))
+write_test_video(f"{t}/short.avi", sample_photo(), frames=5)
+open(f"{t}/empty.jpg", "wb").close()
+with zipfile.ZipFile(f"{t}/bigmember.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    z.writestr("train/happy/a.jpg", ok); z.writestr("test/happy/b.jpg", ok)
+    z.writestr("train/happy/huge.jpg", bytes(200 * 2**20))  # 200 MB unpacked, 200 KB packed
+pixels = " ".join(["128"] * 2304)
+open(f"{t}/bom.csv", "w", encoding="utf-8").write("\ufeffemotion,pixels,Usage\n3," + pixels + ",Training\n0," + pixels + ",PrivateTest\n")
+open(f"{t}/longfield.csv", "w").write("emotion,pixels,Usage\n3," + "1" * 200000 + ",Training\n")
+ck = torch.load("results/ensemble/best_model.pt", weights_only=True)
+ck["members"][0]["path"] = "../../../../etc/passwd"
+os.makedirs(f"{t}/evil"); torch.save(ck, f"{t}/evil/best_model.pt")
+try:
+    import onnx
+    from emo.onnx_model import export_onnx
+    from emo.model import load_model
+    proto = onnx.load_from_string(export_onnx(load_model("results/best_model.pt")))
+    for m in proto.metadata_props:
+        if m.key == "classes": m.value = "{not json"
+    open(f"{t}/badmeta.onnx", "wb").write(proto.SerializeToString())
+except ImportError:
+    pass
 PY
 head -c 1000000 ../shared/data/fer2013.zip > "$T/cut.zip" 2>/dev/null || head -c 1000000 /dev/urandom > "$T/cut.zip"
 head -c 100000 results/best_model.pt > "$T/cut.pt"
 mkdir -p "$T/ens" && cp results/ensemble/best_model.pt "$T/ens/"
 mkdir -p "$T/run" && cp results/best_model.pt "$T/run/"
+python -m emo.train "$T/tiny" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 2 --no-progress --no-tune >/dev/null 2>&1
+cp -r "$T/tiny" "$T/powercut" && : > "$T/powercut/last.pt"   # a power cut before the data reached the disk
+python -m emo.evaluate "$T/tiny/best_model.pt" --data synthetic --out "$T/tiny" >/dev/null 2>&1  # results to keep
+hold() {  # hold FOLDER's lock (or, with a second argument, that dataset name's) from another process
+  python -c "import sys, time; from emo.files import folder_lock
+with folder_lock(sys.argv[1], name=sys.argv[2] or None):
+    print('held', flush=True); time.sleep(600)" "$1" "${2:-}" > "$T/held" &
+  HOLDER=$!
+  until [ -s "$T/held" ]; do sleep 0.2; done; : > "$T/held"
+}
 
-row() {  # description, then the command
+FAMILY="bad values and paths"
+VERDICTS="$T/verdicts"
+snap() { (cd "$T" && find . -type f ! -name verdicts ! -name held -print0 | sort -z | xargs -0 md5sum 2>/dev/null); }
+row() {  # description, then the command (run where no file over $FSIZE KB may be written, when set)
   local what=$1; shift
-  out=$(timeout 300 "$@" 2>&1 </dev/null); rc=$?
-  said=$(printf '%s\n' "$out" | grep -E '^(error|NOTE|could not read|[A-Za-z]+Error)' | paste -sd '~' | sed 's/~/ <br> /g')
+  before=$(snap)
+  out=$( (ulimit -f "${FSIZE:-unlimited}"; timeout 300 "$@") 2>&1 </dev/null); rc=$?
+  lost=$(comm -23 <(printf '%s\n' "$before") <(snap) | grep -v '\./p/\|\./powercut/' | head -1)
+  said=$(printf '%s\n' "$out" | grep -E '^(error|NOTE|note|warning|skipped|could not read|[A-Za-z]+Error)' | paste -sd '~' | sed 's/~/ <br> /g')
   [ -n "$said" ] || said=$(printf '%s\n' "$out" | grep -v '^\s*$' | tail -1)
-  line=$(printf '%s' "$said" | sed "s#$T#TMP#g; s/|/\\\\|/g")
-  printf '| %s | `%s` | %s | %s |\n' "$what" "$(echo "$*" | sed "s#$T#TMP#g")" "$rc" "$line"
+  line=$(printf '%s' "$said" | sed "s#$T#TMP#g; s/|/\\\\|/g" | cut -c1-900)
+  if printf '%s' "$out" | grep -q Traceback; then verdict="TRACEBACK"
+  elif [ -n "$lost" ]; then verdict="LOST DATA"
+  elif [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c '^error: ')" = 1 ]; then verdict="clear error"
+  elif [ "$rc" = 0 ]; then verdict="handled"
+  else verdict="exit $rc"; fi
+  echo "$FAMILY|$verdict" >> "$VERDICTS"
+  printf '| %s | %s | `%s` | %s | %s | %s |\n' "$what" "$FAMILY" "$(echo "$*" | sed "s#$T#TMP#g")" "$rc" "$verdict" "$line"
 }
 echo "# What users see on bad input"
 echo
-echo "Written by \`bash experiments/reliability/try_bad_inputs.sh\` on $(date +%F). Exit 2: a bad input, one line on stderr;"
-echo "exit 1: the app could show nothing; 0: done, with a note. TMP is a scratch folder."
+echo "Written by \`bash experiments/reliability/try_bad_inputs.sh\` on $(date +%F). Exit 2: a bad input or a fault, one line on stderr;"
+echo "0: done, with a note. TMP is a scratch folder. The verdict: \"clear error\" (exit 2"
+echo "and one error line), \"handled\" (exit 0), \"TRACEBACK\", or \"LOST DATA\" where a file that was in TMP before the"
+echo "command (an input, an earlier result) changed or vanished. A full disk is the kernel refusing writes over a size"
+echo "(\`ulimit -f\`); a second writer is another process holding the folder's lock."
 echo
-echo "| bad input | command | exit | what it says |"
-echo "|---|---|---:|---|"
+echo "| bad input | family | command | exit | verdict | what it says |"
+echo "|---|---|---|---:|---|---|"
 row "a path that does not exist" python -m emo.data import "$T/none.zip" --data-dir "$T/d"
 row "a download cut short (the first MB of the zip)" python -m emo.data import "$T/cut.zip" --data-dir "$T/d"
 row "an empty folder" python -m emo.data import "$T/empty" --data-dir "$T/d"
@@ -86,4 +145,32 @@ row "a benchmark of a model that is not there" python -m emo.bench --model "$T/n
 row "early stopping that could never wait" python -m emo.train "$T/new5" --patience 0
 row "a training loss that is not a number" python -m emo.train "$T/new6" --lr inf
 row "predict_proba on a 4-D array" python -c "import numpy as np, emo; emo.predict_proba(emo.load_model(), np.zeros((2, 3, 4, 5)))"
+FAMILY="hostile files"
+row "a folder of photos with a name that is not UTF-8, a FIFO named .jpg, an empty .jpg" python -m emo.predict "$T/hostile" "$T/empty.jpg" --out "$T/p"
+row "a PNG declaring 30000 x 30000 pixels" python -m emo.predict "$T/bomb.png" --out "$T/p"
+row "a five-frame video" python -m emo.predict "$T/short.avi" --out "$T/p"
+row "photos with one name in two folders, and one stem twice, into their own folder" python -m emo.predict "$T/photos" --out "$T/photos"
+row "a zip member declaring 200 MB (over EMO_MAX_IMAGE_MB)" python -m emo.data import "$T/bigmember.zip" --name big --data-dir "$T/d"
+row "a FIFO as the archive" python -m emo.data import "$T/pipe.zip" --name pipe --data-dir "$T/d"
+row "a CSV saved by a spreadsheet (a byte-order mark)" python -m emo.data import "$T/bom.csv" --data-dir "$T/d"
+row "a CSV field over the csv module's limit" python -m emo.data import "$T/longfield.csv" --data-dir "$T/d"
+row "a FIFO as the model" python -m emo.evaluate "$T/pipe.pt"
+row "an ensemble naming /etc/passwd as a member" python -m emo.evaluate "$T/evil/best_model.pt"
+[ -f "$T/badmeta.onnx" ] && row "an ONNX file with damaged metadata" python -m emo.predict --model "$T/badmeta.onnx" --out "$T/p"
+row "--runtime torch with an .onnx file" python -m emo.predict --model "$T/notes.onnx" --runtime torch --out "$T/p"
+row "a training rate that overflows the weights" python -m emo.train "$T/new7" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 2 --lr 1e30 --no-progress
+FAMILY="faults"
+FSIZE=20 row "a full disk while annotating photos (no file over 20 KB)" python -m emo.predict "$T/photos/a/x.jpg" "$T/photos/b/x.jpg" --out "$T/full"
+FSIZE=8 row "a full disk while evaluating into a folder that holds results" python -m emo.evaluate "$T/tiny/best_model.pt" --data synthetic --out "$T/tiny"
+FSIZE=40 row "a full disk while training" python -m emo.train "$T/full2" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 2 --no-progress --no-tune
+row "a zero-length last.pt (a power cut), then --resume" python -m emo.train "$T/powercut" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 3 --no-progress --no-tune --resume
+hold "$T/tiny"; row "a second training into a folder being written" python -m emo.train "$T/tiny" --data synthetic --epochs 3 --resume; kill $HOLDER
+hold "$T/tiny"; row "a second evaluation into a folder being written" python -m emo.evaluate "$T/tiny/best_model.pt" --data synthetic --out "$T/tiny"; kill $HOLDER
+hold "$T/p"; row "a second emo.predict into a folder being written" python -m emo.predict --out "$T/p"; kill $HOLDER
+hold "$T/d" fer2013; row "a second import of one dataset name" python -m emo.data import "$T/bom.csv" --data-dir "$T/d"; kill $HOLDER
+sleep 1; row "... after the first was killed: its lock is taken over" python -m emo.predict --out "$T/p"
+echo
+echo "By family (inputs and faults tried, and their verdicts):"
+echo
+sort "$VERDICTS" | uniq -c | awk '{n=$1; $1=""; sub(/^ /, ""); split($0, f, "|"); printf "- %s: %d %s\n", f[1], n, f[2]}'
 rm -rf "$T"
