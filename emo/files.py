@@ -83,11 +83,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        _name_target(e, path)
         raise
     _fsync_dir(path.parent)
+
+
+def _name_target(e: BaseException, path: Path) -> None:
+    """Give a write error that names no file (a full disk: ``write()`` knows no name) the file being written, or
+    name that file instead of its temporary copy, so its one-line message says which file failed."""
+    if isinstance(e, OSError) and (not e.filename or Path(str(e.filename)).name.startswith(TEMP_PREFIX)):
+        e.filename = str(path)
 
 
 @contextlib.contextmanager
@@ -250,10 +258,12 @@ def write_set(writers: dict[str | os.PathLike, Callable[[IO[bytes]], object]]) -
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
-    except BaseException:
+    except BaseException as e:
         for tmp, _ in done:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        if done:
+            _name_target(e, done[-1][1])
         raise
     for tmp, path in done:
         os.replace(tmp, path)

@@ -71,7 +71,10 @@ head -c 100000 results/best_model.pt > "$T/cut.pt"
 mkdir -p "$T/ens" && cp results/ensemble/best_model.pt "$T/ens/"
 mkdir -p "$T/run" && cp results/best_model.pt "$T/run/"
 python -m emo.train "$T/tiny" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 2 --no-progress --no-tune >/dev/null 2>&1
-cp -r "$T/tiny" "$T/powercut" && : > "$T/powercut/last.pt"   # a power cut before the data reached the disk
+# a training killed (-9) after a few epochs, whose last.pt a power cut left empty
+python -m emo.train "$T/powercut" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 20 --patience 20 --no-progress --no-tune >/dev/null 2>&1 &
+PID=$!; until [ "$(grep -c '^{' "$T/powercut/train_log.txt" 2>/dev/null)" -ge 3 ]; do sleep 0.2; done; kill -9 $PID; wait $PID 2>/dev/null
+: > "$T/powercut/last.pt"
 python -m emo.evaluate "$T/tiny/best_model.pt" --data synthetic --out "$T/tiny" >/dev/null 2>&1  # results to keep
 hold() {  # hold FOLDER's lock (or, with a second argument, that dataset name's) from another process
   python -c "import sys, time; from emo.files import folder_lock
@@ -83,16 +86,20 @@ with folder_lock(sys.argv[1], name=sys.argv[2] or None):
 
 FAMILY="bad values and paths"
 VERDICTS="$T/verdicts"
-snap() { (cd "$T" && find . -type f ! -name verdicts ! -name held -print0 | sort -z | xargs -0 md5sum 2>/dev/null); }
+snap() { (cd "$T" && find . -type f ! -name verdicts ! -name held -print0 | sort -z | xargs -0 md5sum 2>/dev/null | sort); }
 row() {  # description, then the command (run where no file over $FSIZE KB may be written, when set)
   local what=$1; shift
   before=$(snap)
-  out=$( (ulimit -f "${FSIZE:-unlimited}"; timeout 300 "$@") 2>&1 </dev/null); rc=$?
+  out=$( { (ulimit -f "${FSIZE:-unlimited}"; timeout 300 "$@") 2>&1 </dev/null; echo "EXIT=$?"; } | tr '\r' '\n')
+  rc=$(printf '%s\n' "$out" | tail -1 | sed 's/^EXIT=//'); out=$(printf '%s\n' "$out" | sed '$d')
   lost=$(comm -23 <(printf '%s\n' "$before") <(snap) | grep -v '\./p/\|\./powercut/' | head -1)
   said=$(printf '%s\n' "$out" | grep -E '^(error|NOTE|note|warning|skipped|could not read|[A-Za-z]+Error)' | paste -sd '~' | sed 's/~/ <br> /g')
   [ -n "$said" ] || said=$(printf '%s\n' "$out" | grep -v '^\s*$' | tail -1)
   line=$(printf '%s' "$said" | sed "s#$T#TMP#g; s/|/\\\\|/g" | cut -c1-900)
-  if printf '%s' "$out" | grep -q Traceback; then verdict="TRACEBACK"
+  last=$(printf '%s\n' "$out" | grep -v '^\s*$' | tail -1)
+  if [ "$1" = python ] && [ "$2" = -c ] && printf '%s' "$last" | grep -qE '^(Value|FileNotFound)Error: '; then
+    verdict="clear error (a library call: its exception, one line)"
+  elif printf '%s' "$out" | grep -q Traceback; then verdict="TRACEBACK"
   elif [ -n "$lost" ]; then verdict="LOST DATA"
   elif [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c '^error: ')" = 1 ]; then verdict="clear error"
   elif [ "$rc" = 0 ]; then verdict="handled"
@@ -115,8 +122,8 @@ row "a download cut short (the first MB of the zip)" python -m emo.data import "
 row "an empty folder" python -m emo.data import "$T/empty" --data-dir "$T/d"
 row "a CSV with other columns" python -m emo.data import "$T/wrong.csv" --data-dir "$T/d"
 row "label folders named 0-6" python -m emo.data import "$T/numeric" --data-dir "$T/d"
-row "... with --numeric-labels (a partial copy: one class)" python -m emo.data import "$T/numeric" --data-dir "$T/d" --numeric-labels
-row "an image OpenCV cannot read" python -m emo.data import "$T/unreadable.zip" --data-dir "$T/d"
+row "... with --numeric-labels (a partial copy: one class)" python -m emo.data import "$T/numeric" --data-dir "$T/d1" --numeric-labels
+row "an image OpenCV cannot read" python -m emo.data import "$T/unreadable.zip" --data-dir "$T/d2"
 row "a dataset of one's own with an empty class folder" python -m emo.data import "$T/mine" --name mine --data-dir "$T/d"
 row "... with a class in test/ but not in train/" python -m emo.data import "$T/extra" --name extra --data-dir "$T/d"
 row "a dataset name that means something else" python -m emo.data import "$T/extra" --name auto --data-dir "$T/d"
@@ -152,7 +159,7 @@ row "a five-frame video" python -m emo.predict "$T/short.avi" --out "$T/p"
 row "photos with one name in two folders, and one stem twice, into their own folder" python -m emo.predict "$T/photos" --out "$T/photos"
 row "a zip member declaring 200 MB (over EMO_MAX_IMAGE_MB)" python -m emo.data import "$T/bigmember.zip" --name big --data-dir "$T/d"
 row "a FIFO as the archive" python -m emo.data import "$T/pipe.zip" --name pipe --data-dir "$T/d"
-row "a CSV saved by a spreadsheet (a byte-order mark)" python -m emo.data import "$T/bom.csv" --data-dir "$T/d"
+row "a CSV saved by a spreadsheet (a byte-order mark)" python -m emo.data import "$T/bom.csv" --data-dir "$T/d3"
 row "a CSV field over the csv module's limit" python -m emo.data import "$T/longfield.csv" --data-dir "$T/d"
 row "a FIFO as the model" python -m emo.evaluate "$T/pipe.pt"
 row "an ensemble naming /etc/passwd as a member" python -m emo.evaluate "$T/evil/best_model.pt"
@@ -163,7 +170,7 @@ FAMILY="faults"
 FSIZE=20 row "a full disk while annotating photos (no file over 20 KB)" python -m emo.predict "$T/photos/a/x.jpg" "$T/photos/b/x.jpg" --out "$T/full"
 FSIZE=8 row "a full disk while evaluating into a folder that holds results" python -m emo.evaluate "$T/tiny/best_model.pt" --data synthetic --out "$T/tiny"
 FSIZE=40 row "a full disk while training" python -m emo.train "$T/full2" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 2 --no-progress --no-tune
-row "a zero-length last.pt (a power cut), then --resume" python -m emo.train "$T/powercut" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 3 --no-progress --no-tune --resume
+row "a training killed, its last.pt left empty by a power cut, then --resume" python -m emo.train "$T/powercut" --data synthetic --stem 16 --widths 16 16 32 32 32 --limit 256 --epochs 20 --patience 20 --no-progress --no-tune --resume
 hold "$T/tiny"; row "a second training into a folder being written" python -m emo.train "$T/tiny" --data synthetic --epochs 3 --resume; kill $HOLDER
 hold "$T/tiny"; row "a second evaluation into a folder being written" python -m emo.evaluate "$T/tiny/best_model.pt" --data synthetic --out "$T/tiny"; kill $HOLDER
 hold "$T/p"; row "a second emo.predict into a folder being written" python -m emo.predict --out "$T/p"; kill $HOLDER
