@@ -31,7 +31,7 @@ from emo.cli import (
     run_command,
 )
 from emo.datasets import data_for_model, load_dataset
-from emo.evaluation import Evaluation, evaluate_split
+from emo.evaluation import Evaluation, evaluate_split, shared_classes
 from emo.files import PROJECT_ROOT, RUNS_DIR, folder_lock, shown_path, write_set
 from emo.inference_search import tune_and_score
 from emo.model import load_model
@@ -111,10 +111,36 @@ def faces_per_pass(passes: list) -> str:
     return ", ".join(f"{name} {len(split):,}" for name, split, _, tta in passes if not tta)
 
 
-def score_passes(model: Any, passes: list, batch_size: int | None) -> dict[tuple[str, bool], Evaluation]:
+def score_passes(model: Any, passes: list, batch_size: int | None,
+                 only_shared: bool = False) -> dict[tuple[str, bool], Evaluation]:
     """``model``'s predictions in each pass of :func:`evaluation_passes`, by (name, flip TTA)."""
-    return {(name, tta): evaluate_split(model, split, classes, tta, name.replace("_", " "), batch_size)
+    return {(name, tta): evaluate_split(model, split, classes, tta, name.replace("_", " "), batch_size, only_shared)
             for name, split, classes, tta in tqdm(passes, desc="evaluating", unit="pass")}
+
+
+def class_notes(model: Any, ds: Any, only_shared: bool) -> tuple[list[str], dict[str, Any] | None]:
+    """Where the data's classes differ from the model's: the notes that say how the scores are taken, and
+    what ``metrics.json`` records of it (None where the classes are the same)."""
+    if set(model.classes) == set(ds.classes):
+        if only_shared:
+            print("note: --shared-classes changes nothing here: the model and the data have the same classes",
+                  file=sys.stderr)
+        return [], None
+    shared = shared_classes(model.classes, ds.classes)
+    left_out = [c for c in ds.classes if c not in shared]
+    extra = [c for c in model.classes if c not in shared]
+    counts = {c: int((ds.labels == ds.classes.index(c)).sum()) for c in left_out}
+    notes = [f"the model predicts {len(model.classes)} classes and {ds.name} is labelled with {len(ds.classes)}: "
+             f"scored over the {len(shared)} they share ({', '.join(shared)})"]
+    if left_out:
+        notes.append(f"faces of {', '.join(f'{c} ({n:,})' for c, n in counts.items())} are left out: the model "
+                     "has no such class")
+    if extra:
+        notes.append(f"the model's {', '.join(extra)} " + (
+            "left out of its choice (--shared-classes): it chooses among the shared classes only" if only_shared
+            else "is not in the data: predicting it counts as wrong (--shared-classes leaves it out of the choice)"))
+    return notes, {"shared": list(shared), "left_out_of_data": counts, "model_only": extra,
+                   "model_only_predictable": not only_shared}
 
 
 def write_outputs(out: Path, results: dict[str, Any], evals: dict, history: tuple | None, what: str) -> None:
@@ -131,7 +157,7 @@ def write_outputs(out: Path, results: dict[str, Any], evals: dict, history: tupl
 
 def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = None, source: str | None = None,
         figures: bool = True, batch_size: int | None = None, default_out: bool = False,
-        tune: bool = False, device: str | None = None) -> dict[str, Any]:
+        tune: bool = False, device: str | None = None, only_shared: bool = False) -> dict[str, Any]:
     """Evaluate ``model_path`` on the test split of its own protocol (and on the reference protocol's).
 
     ``source`` is the dataset (``--data``); None scores the model on the dataset it was trained on, where this
@@ -143,6 +169,8 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
     validation split (as training does at its end) and written to a new checkpoint beside it,
     ``<name>.tuned.pt``, which is then evaluated (the original is never rewritten); refused on data the model
     was not trained on, or where that file exists already.
+    A model is scored on data labelled with other classes over the classes they share (:func:`class_notes`; with
+    ``only_shared`` it chooses among those only): before fine-tuning, that is the baseline to beat.
     """
     device = pick_device(device)
     model_path = checkpoint.model_path(model_path)
@@ -160,23 +188,30 @@ def run(model_path: str | Path = DEFAULT_MODEL, out_dir: str | Path | None = Non
         meta = model.meta
     if default_out:
         out_dir = RUNS_DIR / "evaluate" if mismatch else Path(model_path).parent
+    notes, class_record = class_notes(model, ds, only_shared)
     if mismatch:
-        print(f"NOTE: this model was trained on {meta['dataset']} but is evaluated on {ds.name}: "
-              f"the figures below say nothing about its accuracy", file=sys.stderr)
+        notes.insert(0, f"this model was trained on {meta['dataset']} and is scored on {ds.name}, as it stands: "
+                        f"its accuracy on {ds.name} before any fine-tuning, the baseline a model trained on it "
+                        f"(`python -m emo.train --data {ds.name} --init ...`) must beat")
+    for note in notes:
+        print(f"NOTE: {note}", file=sys.stderr)
     splits = make_splits(ds, protocol)
     t0 = time.time()
     results = results_header(model, ds, protocol, shown_path(model_path, PROJECT_ROOT))
+    if class_record is not None:
+        results["class_match"] = class_record
     passes = evaluation_passes(ds, splits)
     members = f" ({len(model.members)} networks)" if hasattr(model, "members") else ""
     where = f"; writing to {shown_path(out_dir)}" if out_dir is not None else ""
     print(f"evaluating {results['model']}{members} on {ds.name} ({protocol} protocol): {faces_per_pass(passes)} "
           f"faces, with and without flip TTA; on {device}, {torch.get_num_threads()} CPU threads{where}", flush=True)
-    evals = score_passes(model, passes, batch_size)
+    evals = score_passes(model, passes, batch_size, only_shared)
     for (name, tta), ev in evals.items():
         results[f"{name}{'_tta' if tta else ''}"] = ev.summary(brief=name == "reference_test")
     seconds = round(time.time() - t0, 1)  # (printed, not stored: the same model and data give the same files)
     if out_dir is not None:
-        write_outputs(Path(out_dir), results, evals, full_history(meta) if figures else None,
+        history = (full_history(meta) if not mismatch else ([], ())) if figures else None  # (no foreign curves)
+        write_outputs(Path(out_dir), results, evals, history,
                       f"{Path(model_path).name} on {ds.name} {protocol}")
         results["out_dir"] = str(out_dir)
     results["_evals"], results["_seconds"], results["_figures"] = evals, seconds, figures
@@ -207,13 +242,17 @@ def main(argv: list[str] | None = None) -> int:
     add_data_option(p, default=None, help="the dataset to score on (default: the one the model was trained on, where "
                     "imported, else auto); " + DATA_HELP)
     p.add_argument("--no-figures", action="store_true", help="metrics and report only")
+    p.add_argument("--shared-classes", action="store_true",
+                   help="where the data's classes differ from the model's: let the model choose among the classes "
+                        "both have (by default predicting a class the data lacks counts as wrong)")
     add_runtime_options(p, batch_size=True)
     p.add_argument("--tune", action="store_true",
                    help="first choose the centre crop and BN statistics on validation, write them to "
                         "MODEL.tuned.pt and evaluate that (training does this at its end)")
     a = p.parse_args(argv)
     return run_command(lambda: report(run(chosen_model(a), a.out, a.data, not a.no_figures, a.batch_size,
-                                          default_out=a.out is None, tune=a.tune, device=a.device)), a.threads)
+                                          default_out=a.out is None, tune=a.tune, device=a.device,
+                                          only_shared=a.shared_classes)), a.threads)
 
 
 def report(r: dict[str, Any]) -> None:

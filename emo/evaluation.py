@@ -7,7 +7,7 @@ here, the same way; :func:`store_scores` records the scores a checkpoint keeps a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,12 @@ class Evaluation:
     probs: np.ndarray
     classes: tuple[str, ...]
     tta: bool
+    #: the classes (indices into ``classes``) that the macro averages and the report cover: all of them, or where
+    #: the data is labelled with other classes than the model predicts, those both share
+    scored: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        self.scored = tuple(self.scored) or tuple(range(len(self.classes)))
 
     @property
     def preds(self) -> np.ndarray:
@@ -99,16 +105,15 @@ class Evaluation:
 
     @property
     def macro_f1(self) -> float:
-        return float(f1_score(self.labels, self.preds, labels=np.arange(len(self.classes)), average="macro",
-                              zero_division=0))
+        return float(f1_score(self.labels, self.preds, labels=list(self.scored), average="macro", zero_division=0))
 
     def auc_per_class(self) -> dict[str, float]:
         return {c: float(roc_auc_score(self.labels == k, self.probs[:, k]))
                 for k, c in enumerate(self.classes) if 0 < (self.labels == k).sum() < len(self.labels)}
 
     def report(self) -> str:
-        return classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
-                                     target_names=list(self.classes), digits=4, zero_division=0)
+        return classification_report(self.labels, self.preds, labels=list(self.scored),
+                                     target_names=[self.classes[k] for k in self.scored], digits=4, zero_division=0)
 
     def summary(self, brief: bool = False) -> dict[str, Any]:
         """The scores ``metrics.json`` keeps: faces, accuracy and macro-F1, and unless ``brief`` the per-class
@@ -117,12 +122,37 @@ class Evaluation:
             return {"faces": int(len(self.labels)), "accuracy": self.accuracy, "macro_f1": self.macro_f1}
         return {"faces": int(len(self.labels)), "accuracy": self.accuracy, "macro_f1": self.macro_f1,
                 "auc": self.auc_per_class(),
-                "report": classification_report(self.labels, self.preds, labels=np.arange(len(self.classes)),
-                                                target_names=list(self.classes), output_dict=True, zero_division=0)}
+                "report": classification_report(self.labels, self.preds, labels=list(self.scored),
+                                                target_names=[self.classes[k] for k in self.scored],
+                                                output_dict=True, zero_division=0)}
+
+
+def shared_classes(model_classes: tuple[str, ...], data_classes: tuple[str, ...]) -> tuple[str, ...]:
+    """The classes a model and a dataset share, in the model's order; a one-line refusal where they share none."""
+    shared = tuple(c for c in model_classes if c in data_classes)
+    if not shared:
+        raise ValueError(f"the model predicts {list(model_classes)} and the data is labelled {list(data_classes)}: "
+                         "they share no class, so there is nothing to score")
+    return shared
 
 
 def evaluate_split(model: Model, split: Split, data_classes: tuple[str, ...], tta: bool = False,
-                   name: str = "test", batch_size: int | None = None) -> Evaluation:
-    """``model``'s predictions on ``split`` (labelled in ``data_classes``), with or without flip TTA."""
-    probs = predict_proba(model, split.images, tta=tta, batch_size=batch_size)
-    return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)
+                   name: str = "test", batch_size: int | None = None, only_shared: bool = False) -> Evaluation:
+    """``model``'s predictions on ``split`` (labelled in ``data_classes``), with or without flip TTA.
+
+    Where the data's classes differ from the model's, the faces of the classes both share are scored (the others
+    are left out): a prediction of a class the data does not have counts as wrong, or with ``only_shared`` the
+    model chooses among the shared classes only (its other classes' probabilities are set to 0, the rest
+    renormalised). The macro averages and the report then cover the shared classes."""
+    if set(data_classes) == set(model.classes):
+        probs = predict_proba(model, split.images, tta=tta, batch_size=batch_size)
+        return Evaluation(name, labels_in_model_order(split, data_classes, model), probs, model.classes, tta)
+    shared = shared_classes(model.classes, data_classes)
+    remap = np.array([model.classes.index(c) if c in shared else -1 for c in data_classes])
+    keep = remap[split.labels] >= 0
+    probs = predict_proba(model, split.images[keep], tta=tta, batch_size=batch_size)
+    if only_shared:
+        probs[:, [c not in shared for c in model.classes]] = 0.0
+        probs /= probs.sum(1, keepdims=True)
+    return Evaluation(name, remap[split.labels[keep]], probs, model.classes, tta,
+                      scored=tuple(model.classes.index(c) for c in shared))

@@ -1,6 +1,7 @@
 """Datasets of one's own: image folders imported under a name, trained on with --data, fine-tuned with --init."""
 
 import csv
+import json
 import tarfile
 import zipfile
 
@@ -145,6 +146,18 @@ def test_a_dataset_of_your_own_in_five_commands(tmp_path, monkeypatch, tiny_mode
     monkeypatch.setattr(emo.datasets, "DATA_DIR", tmp_path / "data")
     assert data.main(["import", str(tmp_path / "folders"), "--name", "six"]) == 0
     assert data.main(["info"]) == 0 and "six: 140 faces of 48x48, 6 classes" in capsys.readouterr().out
+    # the baseline before fine-tuning: the 7-class model scored over the 6 classes it shares with the data
+    before = tmp_path / "before"
+    assert evaluate.main([str(tiny_model_path), "--data", "six", "--out", str(before)]) == 0
+    err = capsys.readouterr().err
+    assert "scored over the 6 they share" in err and "disgust is not in the data: predicting it counts as wrong" in err
+    record = json.loads((before / "metrics.json").read_text())
+    assert record["class_match"]["model_only"] == ["disgust"] and record["test"]["faces"] == (six.usage == 2).sum()
+    assert (before / "roc.png").exists() and not (before / "learning_curves.png").exists()  # no foreign curves
+    assert evaluate.main([str(tiny_model_path), "--data", "six", "--out", str(tmp_path / "masked"),
+                          "--shared-classes", "--no-figures"]) == 0
+    masked = json.loads((tmp_path / "masked" / "metrics.json").read_text())
+    assert masked["test"]["accuracy"] >= record["test"]["accuracy"]  # (never predicts the class the data lacks)
     run = tmp_path / "run"
     assert train.main([str(run), "--data", "six", "--init", str(tiny_model_path), "--epochs", "1",
                        "--no-progress"]) == 0

@@ -116,7 +116,7 @@ def test_predict_proba_and_tta():
     assert np.allclose(predict_proba(m, faces.tolist()), p, atol=1e-6)
     # refused in one line that names what came: wrong shape, values out of range, no pixels, not numbers
     for bad, says in [(np.zeros((2, 3, 4, 5)), r"shape \(2, 3, 4, 5\)"), (np.full((48, 48), 300.0), "0-255"),
-                      (np.zeros((1, 0, 0), np.uint8), "at least 8 x 8 pixels"), (np.zeros((48, 48), bool), "bool array")]:
+                      (np.zeros((1, 0, 0), np.uint8), "at least 8 x 8"), (np.zeros((48, 48), bool), "bool array")]:
         with pytest.raises(ValueError, match=says) as e:
             predict_proba(m, bad)
         assert "\n" not in str(e.value)
