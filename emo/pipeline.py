@@ -68,13 +68,27 @@ class EmotionPipeline:
         self._previous = []
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        """The faces the detector finds in ``frame``, classified (and smoothed with the previous frame's)."""
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        boxes = self.detector(gray)
+        return self.classify(gray, self.detector(gray))  # type: ignore[misc]
+
+    def whole(self, frame: np.ndarray) -> list[Face]:
+        """``frame`` taken as one face that is cropped already: its centred square, as ``emo.data import`` takes
+        an image without ``--detect``."""
+        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        h, w = gray.shape
+        side = min(h, w)
+        return self.classify(gray, np.array([[(w - side) // 2, (h - side) // 2, side, side]]), margin=0.0)
+
+    def classify(self, gray: np.ndarray, boxes: Boxes, margin: float | None = None) -> list[Face]:
+        """The faces in ``boxes`` of the gray frame, cropped (with ``margin``, default the pipeline's), classified
+        in one batch and smoothed with the overlapping faces of the previous frame."""
         boxes = boxes[np.argsort(boxes[:, 0], kind="stable")] if len(boxes) else boxes  # numbered left to right
         if len(boxes) == 0:
             self._previous = []
             return []
-        probs = predict_proba(self.model, crop_faces(gray, boxes, self.model.input_size, self.margin), tta=self.tta)
+        crops = crop_faces(gray, boxes, self.model.input_size, self.margin if margin is None else margin)
+        probs = predict_proba(self.model, crops, tta=self.tta)
         faces = []
         for box, p in zip(boxes, probs):
             if self.smoothing and self._previous:

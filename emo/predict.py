@@ -8,7 +8,9 @@
 For each photo it writes ``<name>_annotated.jpg``; for each video ``<name>_annotated.avi`` and
 ``<name>_emotions.png``, each emotion's probability over time (the mean over the frame's faces, smoothed over
 about half a second; frames without a face are gaps); for all of them ``faces.csv``: one row per face found
-(file, annotated copy, frame, time, box, label, every class's probability), written as each file is done.
+(file, annotated copy, how the face was found, frame, time, box, label, every class's probability), written as
+each file is done. Faces already cropped (a dataset's 48x48 faces) are taken whole with ``--no-detect``; by
+default an image in which the detector finds no face is taken whole where it is about face-sized.
 A folder is searched for photos and videos, and its files' copies keep their folders under ``--out``.
 Nothing is written over an input or over another output of the run. A file that cannot be read, decoded or
 written is reported on one line and skipped; the rest go on, and the command ends with exit status 2 when any
@@ -55,7 +57,13 @@ from emo.video import FrameSource, SourceError, sample_photo
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 DEFAULT_OUT = RUNS_DIR / "predict"
 #: faces.csv's columns before the classes' probabilities.
-COLUMNS = ("file", "annotated", "frame", "time_s", "x", "y", "w", "h", "label")
+COLUMNS = ("file", "annotated", "found_by", "frame", "time_s", "x", "y", "w", "h", "label")
+#: ``--detect``: find faces with the detector (``always``), take each image whole as one face that is cropped
+#: already (``never``), or take an image whole where the detector finds no face and the image is about
+#: face-sized (``auto``: square within 5:4, at most :data:`FACE_SIZED` pixels a side).
+DETECT_MODES = ("auto", "always", "never")
+FACE_SIZED = 256
+WHOLE, DETECTOR = "whole image", "detector"
 BUNDLED = "astronaut.png"
 #: What analysing one file can raise that is about that file (the run reports it and goes on).
 FILE_ERRORS = (SourceError, ValueError, OSError, cv2.error)
@@ -114,27 +122,43 @@ def plan_jobs(paths: list[str], out: Path) -> list[Job]:
     return jobs
 
 
-def face_rows(job: Job, annotated: str, frame: int, seconds: float, faces: list[Face],
+def face_rows(job: Job, annotated: str, found_by: str, frame: int, seconds: float, faces: list[Face],
               columns: list[str]) -> list[dict[str, object]]:
-    return [dict(zip(columns, [job.shown, annotated, frame, round(seconds, 3), *f.box, f.label,
+    return [dict(zip(columns, [job.shown, annotated, found_by, frame, round(seconds, 3), *f.box, f.label,
                                *(round(float(p), 4) for p in f.probs)]))
             for f in faces]
 
 
+def face_sized(image: np.ndarray) -> bool:
+    """True for an image that is about one face's size: square within 5:4, at most :data:`FACE_SIZED` a side."""
+    h, w = image.shape[:2]
+    return max(h, w) <= FACE_SIZED and max(h, w) <= 1.25 * min(h, w)
+
+
+def photo_faces(pipeline: EmotionPipeline, image: np.ndarray, detect: str) -> tuple[list[Face], str]:
+    """The faces of a photo and how they were found (:data:`DETECT_MODES`)."""
+    if detect == "never":
+        return pipeline.whole(image), WHOLE
+    faces = pipeline.detect(image)
+    if not faces and detect == "auto" and face_sized(image):
+        return pipeline.whole(image), WHOLE
+    return faces, DETECTOR
+
+
 def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, job: Job, out: Path,
-                  columns: list[str]) -> list[dict[str, object]]:
+                  columns: list[str], detect: str = "auto") -> list[dict[str, object]]:
     pipeline.reset()
-    annotated, faces = pipeline(image)
-    ok, jpeg = cv2.imencode(".jpg", annotated)
+    faces, found_by = photo_faces(pipeline, image, detect)
+    ok, jpeg = cv2.imencode(".jpg", pipeline.draw(image, faces))
     if not ok:
         raise SourceError(f"the annotated copy of {job.shown} could not be encoded as JPEG")
     (target,) = job.outputs(out)
     write_bytes(target, jpeg.tobytes())
-    return face_rows(job, target.relative_to(out).as_posix(), 0, 0.0, faces, columns)
+    return face_rows(job, target.relative_to(out).as_posix(), found_by, 0, 0.0, faces, columns)
 
 
 def analyse_video(pipeline: EmotionPipeline, source: FrameSource, job: Job, out: Path,
-                  columns: list[str]) -> list[dict[str, object]]:
+                  columns: list[str], detect: str = "auto") -> list[dict[str, object]]:
     fps = source.fps or 25.0
     total = int(source.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if source.cap is not None else 0
     pipeline.reset()
@@ -145,14 +169,16 @@ def analyse_video(pipeline: EmotionPipeline, source: FrameSource, job: Job, out:
         try:
             for i, frame in enumerate(tqdm(source, total=total or None, desc=job.path.name if job.path else "",
                                            unit="frame", leave=False)):
-                annotated, faces = pipeline(frame)
+                faces = pipeline.whole(frame) if detect == "never" else pipeline.detect(frame)
+                annotated = pipeline.draw(frame, faces)
                 if writer is None:
                     h, w = annotated.shape[:2]
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
                     if not writer.isOpened():
                         raise SourceError(f"the annotated copy of {job.shown} cannot be written at {video}")
                 writer.write(annotated)
-                rows += face_rows(job, video.relative_to(out).as_posix(), i, i / fps, faces, columns)
+                rows += face_rows(job, video.relative_to(out).as_posix(), WHOLE if detect == "never" else DETECTOR,
+                                  i, i / fps, faces, columns)
                 frames = i + 1
         finally:
             source.release()
@@ -222,20 +248,23 @@ def csv_columns(classes: tuple[str, ...]) -> list[str]:
     return [*COLUMNS, *names]
 
 
-def analyse(pipeline: EmotionPipeline, job: Job, out: Path, columns: list[str]) -> list[dict[str, object]]:
+def analyse(pipeline: EmotionPipeline, job: Job, out: Path, columns: list[str],
+            detect: str = "auto") -> list[dict[str, object]]:
     """One input's rows, its annotated copy (and for a video its plot) written."""
     if job.path is None:
-        return analyse_photo(pipeline, sample_photo(), job, out, columns)
+        return analyse_photo(pipeline, sample_photo(), job, out, columns, detect)
     source = FrameSource(job.path, size=None)  # (its own one-line errors: missing, unreadable, too large)
     if source.kind == "image":
-        return analyse_photo(pipeline, source.read(), job, out, columns)  # type: ignore[arg-type]
-    return analyse_video(pipeline, source, job, out, columns)
+        return analyse_photo(pipeline, source.read(), job, out, columns, detect)  # type: ignore[arg-type]
+    return analyse_video(pipeline, source, job, out, columns, detect)
 
 
 def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model | str | Path = DEFAULT_MODEL,
-                  tta: bool = False, shown: str | None = None) -> dict[str, object]:
+                  tta: bool = False, shown: str | None = None, detect: str = "auto") -> dict[str, object]:
     """Analyse ``paths`` (no paths: the bundled astronaut photo) into ``out``; returns the rows, the failures
-    (one line each) and the number of files done."""
+    (one line each) and the number of files done. ``detect`` says how faces are found (:data:`DETECT_MODES`)."""
+    if detect not in DETECT_MODES:
+        raise ValueError(f"--detect {detect!r}: choose one of {', '.join(DETECT_MODES)}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file: give a folder")
@@ -252,7 +281,7 @@ def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model 
         table = GrowingCsv(out / "faces.csv", columns)
         for job in tqdm(jobs, desc="files", unit="file", disable=len(jobs) < 2, leave=False):
             try:
-                found = analyse(pipeline, job, out, columns)
+                found = analyse(pipeline, job, out, columns, detect)
                 table.add(found)
             except FILE_ERRORS as e:
                 failed.append(f"{job.shown}: {one_line(e)}" if job.shown not in one_line(e) else one_line(e))
@@ -263,6 +292,13 @@ def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model 
             rows += found
     done = len(jobs) - len(failed)
     print(f"{done} of {len(jobs)} file(s) analysed, {len(rows)} face(s): {shown_path(out / 'faces.csv')}")
+    whole = {str(r["file"]) for r in rows if r["found_by"] == WHOLE and r["frame"] == 0}
+    if whole and detect == "auto":
+        print(f"note: {len(whole)} image(s) held no face the detector found and are about face-sized (at most "
+              f"{FACE_SIZED} pixels, square): each was taken whole as one face (faces.csv: found_by); pass "
+              "--detect always to skip such images, or --no-detect to take every image whole")
+    elif detect == "never":
+        print("note: --no-detect: each image (each video frame) was taken whole as one face, its centred square")
     return {"rows": rows, "failed": failed, "done": done}
 
 
@@ -272,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="where the results go (default: runs/predict/)")
     add_model_option(p)
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
+    p.add_argument("--detect", choices=DETECT_MODES, default="auto",
+                   help="how faces are found: the detector (always); each image taken whole as one face that is "
+                        f"cropped already (never); or the detector, and an image in which it finds none taken whole "
+                        f"where it is about face-sized (auto: square, at most {FACE_SIZED} pixels)")
+    p.add_argument("--no-detect", dest="detect", action="store_const", const="never",
+                   help="the same as --detect never: for faces that are cropped already")
     add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
     a = p.parse_args(argv)
 
@@ -279,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         model = open_model(chosen_model(a), a)
         shown = (shown_path(model_path(chosen_model(a)))
                  + (" on ONNX Runtime" if getattr(model, "runtime", "") == "onnx" else ""))
-        result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown)
+        result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown, detect=a.detect)
         failed: list[str] = result["failed"]  # type: ignore[assignment]
         if failed and not result["done"]:
             raise FileNotFoundError(f"nothing could be analysed ({'; '.join(failed)}): "

@@ -194,3 +194,28 @@ def test_an_out_folder_that_cannot_be_made_is_one_line(tiny_model_path, tmp_path
     assert main(["--out", str(tmp_path / "file" / "out"), "--model", str(tiny_model_path)]) == 2
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: Not a directory") and "\n" not in line and "choose another path" in line
+
+
+def test_faces_cropped_already_are_taken_whole_and_the_csv_says_so(tiny_model_path, tmp_path, capsys):
+    from emo.synthetic import draw_face
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        cv2.imwrite(str(crops / f"{k}.png"), draw_face(CLASSES[k], rng))  # 48 x 48 faces, as a dataset holds them
+    common = ["--model", str(tiny_model_path)]
+    assert main([str(crops), "--out", str(tmp_path / "auto"), *common]) == 0
+    rows = read_rows(tmp_path / "auto" / "faces.csv")
+    whole = [r for r in rows if r["found_by"] == "whole image"]
+    assert len({r["file"] for r in rows}) == 3 and whole  # a face in each: the detector's, or the image whole
+    assert {(r["x"], r["y"], r["w"], r["h"]) for r in whole} == {("0", "0", "48", "48")}
+    assert f"{len(whole)} image(s) held no face the detector found" in capsys.readouterr().out
+    assert main([str(crops), "--out", str(tmp_path / "always"), "--detect", "always", *common]) == 0
+    assert len(read_rows(tmp_path / "always" / "faces.csv")) == 3 - len(whole)  # those are skipped
+    assert main([str(crops), "--out", str(tmp_path / "none"), "--no-detect", *common]) == 0
+    assert [r["found_by"] for r in read_rows(tmp_path / "none" / "faces.csv")] == ["whole image"] * 3
+    photo = tmp_path / "photo.jpg"
+    cv2.imwrite(str(photo), sample_photo())
+    assert main([str(photo), "--out", str(tmp_path / "never"), "--no-detect", *common]) == 0
+    (row,) = read_rows(tmp_path / "never" / "faces.csv")
+    assert row["found_by"] == "whole image" and row["w"] == row["h"] == "512"
