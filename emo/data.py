@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     pi.add_argument("--test-fraction", type=float, default=0.1,
                     help="image folders: the share of each class that tests where there is no train/ and test/")
     pi.add_argument("--seed", type=int, default=0, help="image folders: seeds those splits")
+    pi.add_argument("--groups", default=None, metavar="PATTERN|CSV",
+                    help="image folders: what images belong together (a person, a video sequence), so that the "
+                         "splits the import makes keep each group in one split: a regular expression whose first "
+                         "group is found in each file's name (\"^(S[0-9]+)_\" for S005_001_00000011.png), or a CSV "
+                         "file with the columns file,group")
     ps = sub.add_parser("info", help="describe the imported datasets (or one)")
     ps.add_argument("name", nargs="?", default=None, help="one dataset (default: all imported)")
     ps.add_argument("--data-dir", default=None)
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(lambda: describe(a.name, a.data_dir))
     try:
         return run_command(lambda: import_and_describe(a.data_dir, a.path, a.numeric_labels, a.name, a.detect, a.size,
-                                                       a.val_fraction, a.test_fraction, a.seed))
+                                                       a.val_fraction, a.test_fraction, a.seed, a.groups))
     except KeyboardInterrupt:
         out = dataset_file(a.name, a.data_dir)
         kept = f"{out} is as it was before" if out.exists() else f"nothing was written to {out}"
@@ -143,28 +148,51 @@ def what_will_not_work(ds: FaceDataset) -> list[str]:
     return notes
 
 
+def named(files: list[str], first: int = 3) -> str:
+    """The first few of ``files``, then how many more: ``a.jpg, b.jpg, c.jpg and 12 more``."""
+    return ", ".join(files[:first]) + (f" and {len(files) - first:,} more" if len(files) > first else "")
+
+
 def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = False, name: str = "fer2013",
                         detect: bool = False, size: int = FACE_SIZE, val_fraction: float = 0.1,
-                        test_fraction: float = 0.1, seed: int = 0) -> None:
+                        test_fraction: float = 0.1, seed: int = 0, groups: str | None = None) -> None:
     """``python -m emo.data import PATH [--name NAME]``: import ``path``, then describe the copy in ``data_dir``."""
     out = dataset_file(name, data_dir)
     before = load_imported(name, data_dir) if out.exists() else None
     print(f"importing {path} into {out}" + (f" (it holds {len(before):,} faces now, kept until the new copy "
                                              "is complete)" if before is not None else ""))
-    ds = import_dataset(path, name, data_dir, numeric_labels, detect=detect, size=size, val_fraction=val_fraction,
-                        test_fraction=test_fraction, seed=seed)
+    options = dict(detect=detect, size=size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    if groups:
+        options["groups"] = groups
+    ds = import_dataset(path, name, data_dir, numeric_labels, **options)
     print(f"imported {len(ds):,} faces into {out}" + (
         f", replacing {len(before):,} ({split_counts(before)})" if before is not None else ""))
-    for why, n in ds.skipped.items():
-        print(f"skipped {n:,} file(s): {why}")
+    for why, files in ds.passed_over.items():
+        print(f"skipped {len(files):,} file(s), {why}: {named(files)}")
     for what, files in (("could not read", ds.unreadable), ("found no face in", ds.no_face)):
         if files:
-            shown = ", ".join(files[:5]) + (f" and {len(files) - 5:,} more" if len(files) > 5 else "")
-            print(f"{what} {len(files):,} image(s), skipped: {shown}")
+            print(f"{what} {len(files):,} image(s), skipped: {named(files, 5)}")
+    if ds.group_counts:
+        print("groups per split (--groups): " + ", ".join(f"{k} {v:,}" for k, v in ds.group_counts.items())
+              + ("; none is in two splits" if not ds.groups_across else ""))
+    if ds.groups_across:
+        print(f"WARNING: {len(ds.groups_across):,} group(s) have faces in two splits, as the folders say (e.g. "
+              f"{ds.groups_across[0]}): test scores on them are optimistic; move each group's images into one "
+              "split, or put all class folders in one folder so the import splits by group", file=sys.stderr)
     if ds.duplicates:
         a, b = ds.duplicates[0]
         print(f"WARNING: {len(ds.duplicates):,} file(s) have the same bytes as a file of another split (e.g. {a} and "
               f"{b}): test scores on them are optimistic; remove one copy of each", file=sys.stderr)
+    copies = {b for _, b in ds.duplicates}
+    near = [(a, b) for a, b in ds.near_duplicates if b not in copies]
+    if near:
+        a, b = near[0]
+        more = " more" if copies else ""
+        print(f"WARNING: {len(near):,}{more} validation or test face(s) look nearly the same as a training face "
+              f"(e.g. {a} and {b}): neighbouring frames of one video, or one person photographed twice? Test "
+              "scores on them are optimistic" + ("; split by person or sequence with --groups PATTERN|CSV"
+                                                  if ds.import_split and not ds.group_counts else ""),
+              file=sys.stderr)
     for note in what_will_not_work(ds):
         print(f"NOTE: {note}")
     describe(name, data_dir)

@@ -63,6 +63,13 @@ class FaceDataset:
     unreadable: list[str] = field(default_factory=list)  # files that could not be decoded (import only)
     no_face: list[str] = field(default_factory=list)  # images --detect found no face in (import only)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # same bytes in two splits (import only)
+    # (import only) files passed over, by why; faces that look nearly the same as a face of another split; the
+    # groups (people, sequences) per split where the import split by group, and those found in two splits
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
+    near_duplicates: list[tuple[str, str]] = field(default_factory=list)
+    group_counts: dict[str, int] = field(default_factory=dict)
+    groups_across: list[str] = field(default_factory=list)
+    import_split: bool = False  # (import only) the splits were drawn by the import, not given by folders
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -14,6 +14,12 @@ taken, colour or gray, of any size: its centred square (faces are assumed croppe
 the largest face the demos' detector finds, framed as the demos frame faces (:data:`emo.faces.FACE_MARGIN`).
 Faces are stored gray at ``size`` pixels. The challenge's ``fer2013.csv`` (``emotion,pixels,Usage``; bare or
 inside an archive) is read too.
+
+Splits made by the import (a seeded share of each class) are per image unless ``groups`` names what images
+belong together (a person, a video sequence, a session): a pattern whose first group (or whole match) is found
+in each file's name, or a CSV file with ``file,group`` columns. Then whole groups go to one split, so no person
+or sequence is in two. Either way the import reports faces of one split that look nearly the same as a face of
+another (the same 8 x 8 average-brightness hash: neighbouring video frames, the same photo twice).
 """
 
 from __future__ import annotations
@@ -312,9 +318,13 @@ def _decode_all(path: Path, where: dict[str, tuple[int, int]], cropper: _FaceCro
     return out
 
 
-def seeded_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = 0) -> np.ndarray:
+def seeded_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = 0,
+                 groups: np.ndarray | None = None) -> np.ndarray:
     """Usage codes that split each class at random (seeded): ``test_fraction`` of it test, ``val_fraction``
-    validation, the rest training."""
+    validation, the rest training. With ``groups`` (one id per face), whole groups are split instead
+    (:func:`seeded_group_split`)."""
+    if groups is not None:
+        return seeded_group_split(groups, val_fraction, test_fraction, seed)
     usage = np.full(len(labels), TRAINING, np.int8)
     rng = np.random.default_rng(seed)
     for k in np.unique(labels):
@@ -325,16 +335,98 @@ def seeded_split(labels: np.ndarray, val_fraction: float, test_fraction: float, 
     return usage
 
 
+def seeded_group_split(groups: np.ndarray, val_fraction: float, test_fraction: float, seed: int = 0) -> np.ndarray:
+    """Usage codes that keep each group (a person, a sequence) in one split: the groups in a seeded random order
+    go to test until it holds ``test_fraction`` of the faces, then to validation until ``val_fraction``, the rest
+    to training."""
+    names, index, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    order = np.random.default_rng(seed).permutation(len(names))
+    usage_of = np.full(len(names), TRAINING, np.int8)
+    filled = {PRIVATE_TEST: 0, PUBLIC_TEST: 0}
+    goal = {PRIVATE_TEST: test_fraction * len(groups), PUBLIC_TEST: val_fraction * len(groups)}
+    for g in order:
+        split = next((u for u in (PRIVATE_TEST, PUBLIC_TEST) if filled[u] < goal[u] - sizes[g] / 2), TRAINING)
+        usage_of[g] = split
+        if split != TRAINING:
+            filled[split] += int(sizes[g])
+    return usage_of[index]
+
+
 def _fill_splits(layout: str, labels: np.ndarray, usage: np.ndarray, val_fraction: float, test_fraction: float,
-                 seed: int) -> np.ndarray:
-    """The usage codes: seeded splits of each class where the folders do not say (one folder of classes), or a
-    seeded validation share of the training faces where there is no val/ folder."""
+                 seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """The usage codes: seeded splits of each class (or of the ``groups``) where the folders do not say (one
+    folder of classes), or a seeded validation share of the training faces where there is no val/ folder."""
     if layout == "classes":
-        return seeded_split(labels, val_fraction, test_fraction, seed)
+        return seeded_split(labels, val_fraction, test_fraction, seed, groups)
     if not (usage == PUBLIC_TEST).any():
         train = np.flatnonzero(usage == TRAINING)
-        usage[train[seeded_split(labels[train], val_fraction, 0.0, seed) == PUBLIC_TEST]] = PUBLIC_TEST
+        chosen = seeded_split(labels[train], val_fraction, 0.0, seed, None if groups is None else groups[train])
+        usage[train[chosen == PUBLIC_TEST]] = PUBLIC_TEST
     return usage
+
+
+def read_groups(spec: str, members: list[str]) -> np.ndarray:
+    """Each member's group, as ``spec`` says: a CSV file (``file,group``; ``file`` a path relative to the dataset's
+    folder, or a bare file name) or a regular expression searched in each file's name (its first group, or the
+    whole match: ``--groups "^(S[0-9]+)_"`` for ``S005_001_00000011.png``). One-line errors name a file without one."""
+    if spec.lower().endswith(".csv") and Path(spec).is_file():
+        check_size(spec, MAX_CSV_MB, "CSV file", "EMO_MAX_CSV_MB")
+        with open(spec, newline="", encoding="utf-8-sig") as f:
+            try:
+                rows = list(csv.DictReader(f))
+            except csv.Error as e:
+                raise DataImportError(f"--groups {spec} cannot be read as CSV ({e})") from None
+        if not rows or not {"file", "group"} <= set(rows[0]):
+            raise DataImportError(f"--groups {spec} needs the columns file,group (one row per image)")
+        by_path = {r["file"].strip().replace("\\", "/"): r["group"].strip() for r in rows}
+        by_name = {PurePosixPath(k).name: v for k, v in by_path.items()}
+        found = [by_path.get(m, by_path.get(m.split("/", 1)[-1], by_name.get(PurePosixPath(m).name))) for m in members]
+        missing = [m for m, g in zip(members, found) if not g]
+        if missing:
+            raise DataImportError(f"--groups {spec} gives no group for {len(missing):,} image(s), e.g. {missing[0]}: "
+                                  "add a row (file,group) for each image")
+        return np.array(found)
+    try:
+        pattern = re.compile(spec)
+    except re.error as e:
+        raise ValueError(f"--groups {spec!r} is neither a CSV file nor a regular expression ({e})") from None
+    groups = []
+    for m in members:
+        found = pattern.search(PurePosixPath(m).name)
+        if found is None:
+            raise DataImportError(f"--groups {spec!r} finds no group in the file name {PurePosixPath(m).name} "
+                                  f"({m}): give a pattern every file name matches, or a CSV file,group")
+        groups.append(found.group(1) if pattern.groups else found.group(0))
+    return np.array(groups)
+
+
+#: Two faces are near-duplicates where their 24 x 24 thumbnails, less their mean brightness, correlate above this.
+#: Importing FER-2013's Kaggle archive reports 50 such validation and test faces beyond the 594 byte-for-byte copies
+#: across splits it reports first; generated faces of different people stay below 0.98.
+NEAR_DUPLICATE = 0.99
+
+
+def _thumbnails(images: np.ndarray, side: int = 24) -> np.ndarray:
+    t = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in images]).reshape(len(images), -1)
+    t = t.astype(np.float32) - t.mean(1, keepdims=True)
+    return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-6)
+
+
+def near_duplicates(images: np.ndarray, usage: np.ndarray, members: list[str]) -> list[tuple[str, str]]:
+    """(training file, other file) for each face of validation or test that looks nearly the same as a training
+    face (:data:`NEAR_DUPLICATE`): the same photo twice, neighbouring frames of one video."""
+    train, other = np.flatnonzero(usage == TRAINING), np.flatnonzero(usage != TRAINING)
+    if not len(train) or not len(other):
+        return []
+    a = _thumbnails(images[train])
+    pairs = []
+    for start in range(0, len(other), 1024):  # (in blocks: 1,024 x N correlations at a time)
+        chunk = other[start:start + 1024]
+        corr = _thumbnails(images[chunk]) @ a.T
+        best = corr.argmax(1)
+        pairs += [(members[train[j]], members[i]) for i, j, c in zip(chunk, best, corr[np.arange(len(chunk)), best])
+                  if c > NEAR_DUPLICATE]
+    return pairs
 
 
 def _cross_split_duplicates(digests: list[bytes], usage: np.ndarray, members: list[str]) -> list[tuple[str, str]]:
@@ -361,27 +453,33 @@ def _published_half(member: str) -> bool:
     return _in_test_folder(member) and PurePosixPath(member).name.split("_", 1)[0].lower() in _PUBLISHED
 
 
-def _find_images(path: Path, numeric_labels: bool) -> tuple[str, list[tuple[str, int, str]], set[str], dict[str, int]]:
+def _find_images(path: Path, numeric_labels: bool) -> tuple[str, list[tuple[str, int, str]], set[str],
+                                                            dict[str, list[str]]]:
     """The layout of ``path``, its images as (class, usage, member), its class folders, and what was passed over."""
     listed, folders = list_archive(path)
     files = [m for m in listed if not _hidden(m)]
     layout, found, class_dirs = _layout(files, folders)
     found = [(_class_of(c, numeric_labels), u, m) for c, u, m in found]
     images = [(c, u, m) for c, u, m in found if Path(m).suffix.lower() in IMAGE_SUFFIXES]
-    skipped = {"not an image file": len(found) - len(images), "not in a class folder": len(files) - len(found)}
-    return layout, images, class_dirs, skipped
+    in_class = {m for _, _, m in found}
+    passed = {"not an image file": [m for _, _, m in found if Path(m).suffix.lower() not in IMAGE_SUFFIXES],
+              "not in a class folder": [m for m in files if m not in in_class]}
+    return layout, images, class_dirs, passed
 
 
 def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False, size: int = FACE_SIZE,
                        val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-                       classes: tuple[str, ...] | None = None, numeric_labels: bool = False) -> FaceDataset:
-    """Read the image-folder dataset at ``path`` (see the module's docstring for the layouts) as ``name``."""
+                       classes: tuple[str, ...] | None = None, numeric_labels: bool = False,
+                       groups: str | None = None) -> FaceDataset:
+    """Read the image-folder dataset at ``path`` (see the module's docstring for the layouts) as ``name``; with
+    ``groups`` (:func:`read_groups`), the splits the import makes keep each group in one split."""
     path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: "
                                 "give the folder (or its zip / tar) that holds the class folders")
     _check_options(val_fraction, test_fraction, size)
-    layout, images, class_dirs, skipped = _find_images(path, numeric_labels)
+    layout, images, class_dirs, passed = _find_images(path, numeric_labels)
+    skipped = {why: len(files) for why, files in passed.items()}
     if not images:
         raise DataImportError(f"no images in class folders under {path}: lay it out as train/<class>/*, test/<class>/* "
                               "(and optionally val/<class>/*), or as <class>/*")
@@ -394,14 +492,26 @@ def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False,
         raise DataImportError(f"none of the {len(images):,} images under {path} could be read"
                               + (" or held a face the detector found" if detect else ""))
     labels, usage = np.asarray(read["labels"], np.int64), np.asarray(read["usage"], np.int8)
-    usage = _fill_splits(layout, labels, usage, val_fraction, test_fraction, seed)
+    group_of = read_groups(groups, read["members"]) if groups else None
+    usage = _fill_splits(layout, labels, usage, val_fraction, test_fraction, seed, group_of)
     published = layout == "split" and any(_published_half(m) for _, _, m in images)
     skipped.update({"unreadable image": len(read["unreadable"]), "no face found (--detect)": len(read["no_face"])})
-    return FaceDataset(np.stack(read["images"]), labels, usage, classes, name,
-                       PUBLISHED_SPLIT_NAMES if published else SPLIT_NAMES,
+    faces = np.stack(read["images"])
+    counts, across = {}, []
+    if group_of is not None:
+        split_of: dict[str, set[int]] = defaultdict(set)
+        for g, u in zip(group_of, usage):
+            split_of[str(g)].add(int(u))
+        across = sorted(g for g, us in split_of.items() if len(us) > 1)
+        counts = {n: len({str(g) for g, u in zip(group_of, usage) if u == code})
+                  for n, code in zip(SPLIT_NAMES, (TRAINING, PUBLIC_TEST, PRIVATE_TEST))}
+    return FaceDataset(faces, labels, usage, classes, name, PUBLISHED_SPLIT_NAMES if published else SPLIT_NAMES,
                        skipped={k: v for k, v in skipped.items() if v}, unreadable=read["unreadable"],
                        no_face=read["no_face"],
-                       duplicates=_cross_split_duplicates(read["digests"], usage, read["members"]))
+                       duplicates=_cross_split_duplicates(read["digests"], usage, read["members"]),
+                       passed_over={k: v for k, v in passed.items() if v},
+                       near_duplicates=near_duplicates(faces, usage, read["members"]),
+                       group_counts=counts, groups_across=across, import_split=layout == "classes")
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,6 +574,9 @@ def read_dataset(path: str | os.PathLike, name: str, classes: tuple[str, ...] | 
                                 "fer2013.csv")
     if not path.is_dir():
         check_regular(path, "archive, folder or CSV file")  # (a FIFO or a device would hang the reader)
+    if path.suffix.lower() == ".csv" and folders.get("groups"):
+        raise ValueError(f"--groups: {path} is the challenge's CSV, which names no files; --groups is for image "
+                         "folders")
     if path.suffix.lower() == ".csv":
         check_size(path, MAX_CSV_MB, "CSV file", "EMO_MAX_CSV_MB")
         with open(path, newline="", encoding="utf-8-sig") as f:

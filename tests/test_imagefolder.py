@@ -196,3 +196,51 @@ def test_init_across_class_sets_keeps_the_body_and_starts_the_head_afresh(tmp_pa
     with pytest.raises(ValueError, match="architecture differs"):
         make_trainer(tiny_config(init=str(tiny_model_path), model={**tiny_config().model, "stem_channels": 8}),
                      tmp_path / "x", "cpu", splits=splits, progress=False)
+
+
+def sequences(root, people=12, frames=4):
+    """Faces of ``people`` people in three expressions, ``frames`` nearly equal frames of each (as a video sequence
+    gives), named ``P<person>_<class>_<frame>.png`` in class folders."""
+    from emo.synthetic import draw_face
+    rng = np.random.default_rng(0)
+    for pid in range(people):
+        for k, cls in enumerate(("happy", "sad", "surprise")):
+            base = draw_face(cls, np.random.default_rng(100 * pid + k)).astype(np.int16)
+            (root / cls).mkdir(parents=True, exist_ok=True)
+            for f in range(frames):
+                face = np.clip(base + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
+                cv2.imwrite(str(root / cls / f"P{pid:02d}_{cls}_{f}.png"), face)
+    return root
+
+
+def test_a_split_by_person_keeps_each_person_in_one_split(tmp_path, capsys):
+    root = sequences(tmp_path / "seq")
+    (root / "happy" / "notes.txt").write_text("not a face")
+    d = str(tmp_path / "d")
+    assert data.main(["import", str(root), "--name", "seq", "--data-dir", d]) == 0  # per image: frames leak
+    said = capsys.readouterr()
+    assert "skipped 1 file(s), not an image file: happy/notes.txt" in said.out  # named, once
+    assert "look nearly the same as a training face" in said.err and "--groups" in said.err
+    assert data.main(["import", str(root), "--name", "seq", "--data-dir", d, "--groups", "^(P[0-9]+)_"]) == 0
+    said = capsys.readouterr()
+    assert "none is in two splits" in said.out and "nearly the same" not in said.err
+    ds = read_image_folders(root, "seq", groups="^(P[0-9]+)_")
+    people = np.array([m.split("/")[-1][:3] for m in sorted(str(p.relative_to(root)) for p in root.rglob("*.png"))])
+    assert ds.groups_across == [] and sum(ds.group_counts.values()) == 12 and len(people) == len(ds) == 144
+    with open(tmp_path / "groups.csv", "w") as f:  # the same grouping from a CSV beside the images
+        f.write("file,group\n" + "".join(f"{p.name},{p.name[:3]}\n" for p in root.rglob("*.png")))
+    by_csv = read_image_folders(root, "seq", groups=str(tmp_path / "groups.csv"))
+    assert np.array_equal(by_csv.usage, ds.usage)
+    assert data.main(["import", str(root), "--name", "seq", "--data-dir", d, "--groups", "^(Q[0-9]+)_"]) == 2
+    assert "finds no group in the file name" in capsys.readouterr().err
+
+
+def test_group_splits_are_seeded_and_never_share_a_group():
+    from emo.importers import seeded_group_split
+    groups = np.repeat(np.arange(40), np.random.default_rng(1).integers(1, 9, 40)).astype(str)
+    usage = seeded_group_split(groups, 0.1, 0.2, seed=3)
+    for g in np.unique(groups):
+        assert len(np.unique(usage[groups == g])) == 1
+    assert np.array_equal(usage, seeded_group_split(groups, 0.1, 0.2, seed=3))
+    shares = [(usage == u).mean() for u in (PRIVATE_TEST, PUBLIC_TEST)]
+    assert abs(shares[0] - 0.2) < 0.08 and abs(shares[1] - 0.1) < 0.08
