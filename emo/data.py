@@ -195,6 +195,15 @@ def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = 
               file=sys.stderr)
     for note in what_will_not_work(ds):
         print(f"NOTE: {note}")
+    if ds.framing:
+        f = ds.framing
+        print(f"NOTE: the images are larger than a face (median side {f['median_side']} pixels) and each was taken "
+              "as its centred square, as if cropped to the face already. " + (
+                  f"In {f['one_face']} of {f['sampled']} sampled, the demos' detector finds exactly one face: "
+                  "import again with --detect to store each face framed as the demos and emo.predict frame them "
+                  "(README, Bring your own data)" if f["one_face"] >= f["sampled"] / 2 else
+                  f"The demos' detector finds exactly one face in only {f['one_face']} of {f['sampled']} sampled: "
+                  "crop the images to their faces first, or keep the centred squares"))
     describe(name, data_dir)
 
 

@@ -70,6 +70,7 @@ class FaceDataset:
     group_counts: dict[str, int] = field(default_factory=dict)
     groups_across: list[str] = field(default_factory=list)
     import_split: bool = False  # (import only) the splits were drawn by the import, not given by folders
+    framing: dict[str, int] = field(default_factory=dict)  # (import only) emo.importers.framing's figures
 
     def __len__(self) -> int:
         return len(self.labels)

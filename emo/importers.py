@@ -298,15 +298,25 @@ class _FaceCropper:
         return crop_faces(gray, largest, self.size)[0]
 
 
+#: How many images the import samples to suggest --detect (:func:`framing`).
+FRAMING_SAMPLE = 40
+
+
 def _decode_all(path: Path, where: dict[str, tuple[int, int]], cropper: _FaceCropper) -> dict[str, list]:
-    """Decode and crop every image ``where`` names (member -> (label, usage)), in the archive's order."""
+    """Decode and crop every image ``where`` names (member -> (label, usage)), in the archive's order; keep each
+    image's size, and every few images whole (``sample``: at most :data:`FRAMING_SAMPLE`) for :func:`framing`."""
     out: dict[str, list] = defaultdict(list)
-    for m, buf in tqdm(read_members(path, list(where)), total=len(where), desc="decoding faces", unit="img",
-                       mininterval=1.0):
+    every = max(1, len(where) // FRAMING_SAMPLE)
+    for k, (m, buf) in enumerate(tqdm(read_members(path, list(where)), total=len(where), desc="decoding faces",
+                                      unit="img", mininterval=1.0)):
         try:
             gray: np.ndarray | None = decode_image(buf, m, gray=True)  # (bounded before it is decoded)
         except ValueError:
             gray = None
+        if gray is not None:
+            out["sizes"].append(gray.shape)
+            if k % every == 0 and len(out["sample"]) < FRAMING_SAMPLE:
+                out["sample"].append(gray)
         face = None if gray is None else cropper(gray)
         if face is None:
             out["unreadable" if gray is None else "no_face"].append(m)
@@ -316,6 +326,20 @@ def _decode_all(path: Path, where: dict[str, tuple[int, int]], cropper: _FaceCro
                            ("digests", hashlib.sha1(buf).digest())):
             out[key].append(value)
     return out
+
+
+def framing(sizes: list[tuple[int, int]], sample: list[np.ndarray], size: int) -> dict[str, int]:
+    """What the import can tell a user who took images whole (no ``--detect``) about their framing: the median
+    image side, and where images are well larger than a face (over twice ``size``), in how many of a sample the
+    demos' detector finds exactly one face. Empty where the images are about face-sized."""
+    if not sizes:
+        return {}
+    side = int(np.median([min(h, w) for h, w in sizes]))
+    if side <= 2 * size:
+        return {}
+    detector = HaarDetector()
+    one = sum(len(detector(g)) == 1 for g in sample)
+    return {"median_side": side, "sampled": len(sample), "one_face": int(one)}
 
 
 def seeded_split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = 0,
@@ -511,7 +535,8 @@ def read_image_folders(path: str | os.PathLike, name: str, detect: bool = False,
                        duplicates=_cross_split_duplicates(read["digests"], usage, read["members"]),
                        passed_over={k: v for k, v in passed.items() if v},
                        near_duplicates=near_duplicates(faces, usage, read["members"]),
-                       group_counts=counts, groups_across=across, import_split=layout == "classes")
+                       group_counts=counts, groups_across=across, import_split=layout == "classes",
+                       framing={} if detect else framing(read["sizes"], read["sample"], size))
 
 
 # --------------------------------------------------------------------------------------------

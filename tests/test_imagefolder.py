@@ -244,3 +244,18 @@ def test_group_splits_are_seeded_and_never_share_a_group():
     assert np.array_equal(usage, seeded_group_split(groups, 0.1, 0.2, seed=3))
     shares = [(usage == u).mean() for u in (PRIVATE_TEST, PUBLIC_TEST)]
     assert abs(shares[0] - 0.2) < 0.08 and abs(shares[1] - 0.1) < 0.08
+
+
+def test_head_shots_taken_whole_get_a_framing_suggestion(tmp_path, capsys):
+    from emo.video import sample_photo
+    photo = cv2.cvtColor(sample_photo(), cv2.COLOR_BGR2GRAY)
+    for cls in ("happy", "sad"):
+        (tmp_path / "shots" / cls).mkdir(parents=True)
+        for k in range(3):
+            cv2.imwrite(str(tmp_path / "shots" / cls / f"{k}.jpg"), np.roll(photo, 7 * k, axis=1))
+    d = str(tmp_path / "d")
+    assert data.main(["import", str(tmp_path / "shots"), "--name", "shots", "--data-dir", d]) == 0
+    out = capsys.readouterr().out
+    assert "larger than a face (median side 512 pixels)" in out and "In 6 of 6 sampled" in out and "--detect" in out
+    assert data.main(["import", str(tmp_path / "shots"), "--name", "shots", "--data-dir", d, "--detect"]) == 0
+    assert "larger than a face" not in capsys.readouterr().out  # framed as the demos frame faces: nothing to say
