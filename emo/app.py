@@ -214,7 +214,14 @@ def missing_window_libraries() -> list[str]:
 
 
 def check_window_libraries() -> None:
-    """One line that names the fix, instead of Qt's abort ("Could not load the Qt platform plugin xcb")."""
+    """One line that names the fix, instead of Qt's abort ("Could not load the Qt platform plugin xcb"): where
+    there is no display to open a window on, or Qt's xcb plugin lacks system libraries."""
+    import os
+    platform = os.environ.get("QT_QPA_PLATFORM", "xcb" if sys.platform.startswith("linux") else "")
+    if platform.startswith("xcb") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise FileNotFoundError("no display to open a window on (DISPLAY is not set): run it on a desktop, under a "
+                                "virtual display (xvfb-run python -m emo.app ...), or without a window: "
+                                "QT_QPA_PLATFORM=offscreen, or python -m emo.predict for annotated files")
     missing = missing_window_libraries()
     if missing:
         raise FileNotFoundError(f"Qt needs {', '.join(missing)} to open a window: "

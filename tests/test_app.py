@@ -127,3 +127,12 @@ def test_the_worker_plays_a_video_in_real_time_dropping_what_it_cannot_show(qapp
     assert elapsed >= 11 / 15 - 0.05  # never faster than the video
     assert win.frames + win.pacer.dropped == 12 and "end of video" in win.statusBar().currentMessage()
     win.close()
+
+
+def test_no_display_is_one_line_that_names_the_ways_out(tmp_path):
+    unset = ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    env = {k: v for k, v in __import__("os").environ.items() if k not in unset}
+    r = subprocess.run([sys.executable, "-m", "emo.app", "--frames", "1"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120, env=env)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr  # not Qt's abort
+    assert "QT_QPA_PLATFORM=offscreen" in r.stderr and "xvfb-run" in r.stderr
