@@ -139,43 +139,47 @@ def test_export_with_merged_classes_imports_again_as_its_own_dataset(tmp_path):
 
 
 def test_a_dataset_of_your_own_in_five_commands(tmp_path, monkeypatch, tiny_model_path, capsys):
-    """import, train (fine-tuned from a 7-class model), evaluate, predict: the README's five commands, in-process."""
+    """docs/your-own-data.md's commands, in-process, on generated people in several frames each: import split by
+    person, the 7-class model's baseline over the 3 classes it shares, fine-tune, evaluate, predict."""
     from emo import evaluate, predict, train
-    six = merge_classes(make_synthetic(per_class=20), {"disgust": "angry"})
-    export_image_folders(six, tmp_path / "folders")
+    sequences(tmp_path / "folders", people=10, frames=3)
     monkeypatch.setattr(emo.datasets, "DATA_DIR", tmp_path / "data")
-    assert data.main(["import", str(tmp_path / "folders"), "--name", "six"]) == 0
-    assert data.main(["info"]) == 0 and "six: 140 faces of 48x48, 6 classes" in capsys.readouterr().out
-    # the baseline before fine-tuning: the 7-class model scored over the 6 classes it shares with the data
+    assert data.main(["import", str(tmp_path / "folders"), "--name", "mine", "--groups", "^(P[0-9]+)_"]) == 0
+    assert "none is in two splits" in capsys.readouterr().out
+    assert data.main(["info"]) == 0 and "mine: 90 faces of 48x48, 3 classes" in capsys.readouterr().out
+    mine = load_dataset("mine")
+    # the baseline before fine-tuning: the 7-class model scored over the 3 classes it shares with the data
     before = tmp_path / "before"
-    assert evaluate.main([str(tiny_model_path), "--data", "six", "--out", str(before)]) == 0
+    assert evaluate.main(["--model", str(tiny_model_path), "--data", "mine", "--out", str(before)]) == 0
     err = capsys.readouterr().err
-    assert "scored over the 6 they share" in err and "disgust is not in the data: predicting it counts as wrong" in err
+    assert "scored over the 3 they share" in err and "predicting it counts as wrong" in err
     record = json.loads((before / "metrics.json").read_text())
-    assert record["class_match"]["model_only"] == ["disgust"] and record["test"]["faces"] == (six.usage == 2).sum()
+    assert record["class_match"]["model_only"] == ["angry", "disgust", "fear", "neutral"]
+    assert record["test"]["faces"] == (mine.usage == 2).sum()
     assert (before / "roc.png").exists() and not (before / "learning_curves.png").exists()  # no foreign curves
-    assert evaluate.main([str(tiny_model_path), "--data", "six", "--out", str(tmp_path / "masked"),
+    assert evaluate.main([str(tiny_model_path), "--data", "mine", "--out", str(tmp_path / "masked"),
                           "--shared-classes", "--no-figures"]) == 0
     masked = json.loads((tmp_path / "masked" / "metrics.json").read_text())
-    assert masked["test"]["accuracy"] >= record["test"]["accuracy"]  # (never predicts the class the data lacks)
+    assert masked["test"]["accuracy"] >= record["test"]["accuracy"]  # (never predicts a class the data lacks)
     run = tmp_path / "run"
-    assert train.main([str(run), "--data", "six", "--init", str(tiny_model_path), "--epochs", "1",
+    assert train.main([str(run), "--data", "mine", "--init", str(tiny_model_path), "--epochs", "1",
                        "--no-progress"]) == 0
     log = (run / "train_log.txt").read_text()
-    assert "data six" in log and "the linear head (2 tensors) is initialised afresh" in log
+    assert "data mine" in log and "the linear head (2 tensors) is initialised afresh" in log
     model = load_model(run / "best_model.pt")
     start = load_model(tiny_model_path)
-    assert model.classes == six.classes and model.config.widths == start.config.widths  # its architecture adopted
+    assert model.classes == mine.classes and model.config.widths == start.config.widths  # its architecture adopted
     assert evaluate.main([str(run / "best_model.pt"), "--no-figures", "--out", str(tmp_path / "ev")]) == 0
-    assert "six, standard protocol" in capsys.readouterr().out  # scored on its own data, unasked
-    photo = tmp_path / "photo.jpg"
-    cv2.imwrite(str(photo), sample_photo())
-    assert predict.main([str(photo), "--model", str(run / "best_model.pt"), "--out", str(tmp_path / "pred")]) == 0
+    assert "mine, standard protocol" in capsys.readouterr().out  # scored on its own data, unasked
+    after = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert after["test"]["faces"] == record["test"]["faces"] and "class_match" not in after  # the same faces
+    assert predict.main([str(tmp_path / "folders" / "happy"), "--model", str(run / "best_model.pt"), "--no-detect",
+                         "--out", str(tmp_path / "pred")]) == 0
     with open(tmp_path / "pred" / "faces.csv") as f:
-        header = next(csv.reader(f))
-    assert header[-6:] == list(six.classes)  # six bars
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 30 and list(rows[0])[-3:] == list(mine.classes)  # each face taken whole, three bars
     assert data.main(["import", str(tmp_path / "folders"), "--name", "auto"]) == 2  # a name that means something else
-    with pytest.raises(FileNotFoundError, match="no dataset named 'other'.*imported: six"):
+    with pytest.raises(FileNotFoundError, match="no dataset named 'other'.*imported: mine"):
         load_dataset("other")
 
 

@@ -286,3 +286,33 @@ def test_weights_that_turn_non_finite_after_a_finite_loss_are_never_saved(tmp_pa
     with pytest.raises(FloatingPointError, match="after epoch 1 .* NaN or infinity"):
         t.fit()
     assert not (tmp_path / "best_model.pt").exists() and not (tmp_path / "last.pt").exists()
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder that nothing may be written into: chmod 555, or where that does not bind (root), immutable."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    write_text(folder / "faces.csv", "an earlier run's results\n")
+    write_text(folder / "metrics.json", "{}\n")
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+            pytest.skip("no way to make a folder read-only for root here (chattr +i)")
+    else:
+        folder.chmod(0o555)
+    yield folder
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)
+
+
+def test_a_read_only_folder_is_one_line_and_keeps_what_it_holds(read_only, tiny_model_path, capsys):
+    from emo import predict
+    before = snapshot(read_only)
+    assert predict.main(["--out", str(read_only), "--model", str(tiny_model_path)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert ("Operation not permitted" in line or "Permission denied" in line) and "permissions" in line
+    assert evaluate.main([str(tiny_model_path), "--out", str(read_only), "--data", "synthetic"]) == 2
+    one_error_line(capsys.readouterr().err)
+    assert snapshot(read_only) == before
