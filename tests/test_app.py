@@ -91,6 +91,7 @@ def test_missing_window_libraries_are_named_with_their_fix(monkeypatch, capsys):
 
     from emo import app
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setenv("DISPLAY", ":99")  # (a display, but not the libraries to open a window on it)
     found = {"xcb-keysyms": None, "xcb-xinerama": None}
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: found.get(name, f"lib{name}.so"))
     assert app.missing_window_libraries() == ["libxcb-keysyms1", "libxcb-xinerama0"]

@@ -61,7 +61,7 @@ def test_cli_on_other_data_keeps_the_models_folder_intact(tiny_model_path, tmp_p
     r = subprocess.run([sys.executable, "-m", "emo.evaluate", str(model), "--source", "synthetic", "--no-figures"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert "trained on fer2013 but is evaluated on synthetic" in r.stderr
+    assert "trained on fer2013 and is scored on synthetic" in r.stderr
     assert not (model.parent / "metrics.json").exists()
     assert "runs/evaluate" in r.stdout
 
