@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import shlex
 import sys
 import tarfile
@@ -169,7 +170,23 @@ def run_command(action: Callable[[], object], threads: int = 0) -> int:
     except BAD_INPUT as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: every file written so far is whole (each is written to a temporary file and renamed "
+              "into place); run the command again to go on", file=sys.stderr)
+        return 130
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+#: What to do about the errors the machine gives, by errno (0: any other).
+OS_ADVICE = {errno.ENOSPC: "free some space, or choose a path on another disk",
+             errno.EFBIG: "free some space, or raise the file-size limit (ulimit -f), or choose another path",
+             errno.EDQUOT: "free some space within your quota, or choose another path",
+             errno.EACCES: "check the folder's permissions, or choose another path",
+             errno.EPERM: "check the folder's permissions (and attributes: lsattr), or choose another path",
+             errno.EROFS: "the disk is mounted read-only: choose a path on another disk",
+             errno.ENOTDIR: "a part of that path is a file, not a folder: choose another path",
+             errno.EISDIR: "that path is a folder: name a file",
+             0: "free some space, check the folder's permissions, or choose another path"}
 
 
 def one_line(e: BaseException) -> str:
@@ -177,7 +194,7 @@ def one_line(e: BaseException) -> str:
     and what to do; for a damaged archive or CSV, what it is."""
     if isinstance(e, OSError) and not isinstance(e, (FileNotFoundError, FileExistsError)) and e.strerror:
         where = f" ({printable(e.filename)})" if e.filename else ""
-        return f"{e.strerror}{where}: free some space, check the folder's permissions, or choose another path"
+        return f"{e.strerror}{where}: {OS_ADVICE.get(e.errno or 0, OS_ADVICE[0])}"
     text = " ".join(printable(str(e)).split()) or type(e).__name__
     if isinstance(e, csv.Error):
         return f"a CSV file could not be read ({text}): check that it is a plain comma-separated file"

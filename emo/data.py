@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser("emo.data", __doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     pi = sub.add_parser("import", formatter_class=HelpFormatter,
+                        description="Import a dataset into data/NAME.npz: FER-2013 (its Kaggle archive or "
+                                    "fer2013.csv), or with --name any image-folder dataset (docs/your-own-data.md).",
                         help="import FER-2013 (zip, tar.gz, folder or fer2013.csv), or with --name any image-folder "
                              "dataset, into data/")
     pi.add_argument("path", help="FER-2013's archive, folder or CSV; with --name, your dataset's folder, zip or tar")
@@ -201,7 +203,7 @@ def import_and_describe(data_dir: str | None, path: str, numeric_labels: bool = 
               "as its centred square, as if cropped to the face already. " + (
                   f"In {f['one_face']} of {f['sampled']} sampled, the demos' detector finds exactly one face: "
                   "import again with --detect to store each face framed as the demos and emo.predict frame them "
-                  "(README, Bring your own data)" if f["one_face"] >= f["sampled"] / 2 else
+                  "(docs/your-own-data.md)" if f["one_face"] >= f["sampled"] / 2 else
                   f"The demos' detector finds exactly one face in only {f['one_face']} of {f['sampled']} sampled: "
                   "crop the images to their faces first, or keep the centred squares"))
     describe(name, data_dir)

@@ -123,7 +123,8 @@ def load_imported(name: str, data_dir: str | os.PathLike | None = None) -> FaceD
             raise FileNotFoundError(NO_DATA_MESSAGE)
         have = imported_datasets(data_dir)
         raise FileNotFoundError(f"no dataset named {name!r} in {f.parent}: import it with `python -m emo.data import "
-                                f"PATH --name {name}`" + (f" (imported: {', '.join(have)})" if have else ""))
+                                f"PATH --name {name}`" + (f" (imported: {', '.join(have)})" if have else "")
+                                + "; one imported with --data-dir DIR is read with EMO_DATA_DIR=DIR")
     with np.load(f, allow_pickle=False) as z:
         stored = str(z["name"])
         # imports from before split_names was stored: FER-2013's were the only published halves

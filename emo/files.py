@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
 import stat
 import sys
@@ -201,10 +202,15 @@ def shown_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -
 
 
 def printable(text: str | os.PathLike) -> str:
-    """``text`` (a path) as a string that can be printed and written as UTF-8: bytes of a file name that are
-    not valid UTF-8 are shown escaped (``\\xe9``) instead of ending the program."""
+    """``text`` (a path) as a string that can be printed and written as UTF-8 on one line: bytes of a file name
+    that are not valid UTF-8, and control characters (a newline), are shown escaped (``\\xe9``, ``\\x0a``)."""
     text = os.fspath(text)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text.translate(_CONTROL) if _CONTROL_CHARS.search(text) else text
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+_CONTROL_CHARS = re.compile("[\x00-\x1f\x7f]")
 
 
 def check_regular(path: str | os.PathLike, what: str = "file") -> os.stat_result:
@@ -223,8 +229,8 @@ def check_size(path: str | os.PathLike, limit_mb: float, what: str, variable: st
     ``variable`` that raises it (untrusted files are bounded before they are read)."""
     size = check_regular(path, what).st_size
     if size > limit_mb * 2**20:
-        raise ValueError(f"{printable(path)} is {size / 2**20:,.0f} MB, over the {limit_mb:g} MB a {what} may be "
-                         f"here: give a smaller {what}, or raise the limit with {variable}=MB")
+        raise ValueError(f"{printable(path)} is {size / 2**20:,.3g} MB, over the {limit_mb:g} MB limit for {what}s: "
+                         f"give a smaller one, or raise the limit with {variable}=MB")
     return size
 
 
@@ -302,6 +308,11 @@ def folder_lock(folder: str | os.PathLike, what: str = "folder", name: str | Non
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
         except FileExistsError:
+            fd = -1
+        except OSError as e:  # (a read-only folder: say which folder, not the lock file's name)
+            e.filename = str(folder)
+            raise
+        if fd < 0:
             holder = _lock_holder(lock)
             if holder is not None and (holder.get("host") != me["host"] or _alive(int(holder["pid"]))):
                 if holder["pid"] == me["pid"] and holder.get("host") == me["host"]:

@@ -109,6 +109,8 @@ class EmotionPipeline:
             text = f"{k} {f.label} {f.confidence:.0%}"
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
             ty = y - 8 if y - th - 12 > 0 else y + h + th + 8
+            if ty + 4 > out.shape[0]:  # (no room above or below the box: inside its top)
+                ty = y + th + 8
             cv2.rectangle(out, (x, ty - th - 6), (x + tw + 6, ty + 4), (0, 220, 0), -1)
             cv2.putText(out, text, (x + 3, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
             if self.draw_bars:

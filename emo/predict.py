@@ -10,7 +10,8 @@ For each photo it writes ``<name>_annotated.jpg``; for each video ``<name>_annot
 about half a second; frames without a face are gaps); for all of them ``faces.csv``: one row per face found
 (file, annotated copy, how the face was found, frame, time, box, label, every class's probability), written as
 each file is done. Faces already cropped (a dataset's 48x48 faces) are taken whole with ``--no-detect``; by
-default an image in which the detector finds no face is taken whole where it is about face-sized.
+default an image about face-sized (about square, at most 256 pixels) in which the detector finds no face, or one
+that fills most of it, is taken whole.
 A folder is searched for photos and videos, and its files' copies keep their folders under ``--out``.
 Nothing is written over an input or over another output of the run. A file that cannot be read, decoded or
 written is reported on one line and skipped; the rest go on, and the command ends with exit status 2 when any
@@ -19,6 +20,7 @@ file failed.
 
 from __future__ import annotations
 
+import csv
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,10 +61,12 @@ DEFAULT_OUT = RUNS_DIR / "predict"
 #: faces.csv's columns before the classes' probabilities.
 COLUMNS = ("file", "annotated", "found_by", "frame", "time_s", "x", "y", "w", "h", "label")
 #: ``--detect``: find faces with the detector (``always``), take each image whole as one face that is cropped
-#: already (``never``), or take an image whole where the detector finds no face and the image is about
-#: face-sized (``auto``: square within 5:4, at most :data:`FACE_SIZED` pixels a side).
+#: already (``never``), or (``auto``) take an image whole where it is about face-sized (about square, within 5:4,
+#: at most :data:`FACE_SIZED` pixels a side) and the detector finds no face in it or one that fills most of it.
 DETECT_MODES = ("auto", "always", "never")
 FACE_SIZED = 256
+#: In ``auto``, a face-sized image whose one detected face spans this share of its short side is a tight crop.
+TIGHT = 0.6
 WHOLE, DETECTOR = "whole image", "detector"
 BUNDLED = "astronaut.png"
 #: What analysing one file can raise that is about that file (the run reports it and goes on).
@@ -85,16 +89,43 @@ class Job:
         return [out / f"{self.stem}_annotated.jpg"]
 
 
-def media_files(paths: list[str]) -> Iterator[tuple[Path, Path]]:
+def earlier_outputs(out: Path) -> set[Path]:
+    """The files an earlier run wrote into ``out``, as its ``faces.csv`` names them (annotated copies, and each
+    video's emotions plot), so that a run whose ``--out`` is its input folder does not analyse them again."""
+    table = out / "faces.csv"
+    if not table.is_file() or table.stat().st_size > 256 * 2**20:
+        return set()
+    found = set()
+    try:
+        with open(table, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                name = (row.get("annotated") or "").lstrip("'")
+                if name:
+                    found.add((out / name).resolve())
+                    if name.endswith("_annotated.avi"):
+                        found.add((out / (name[:-len("_annotated.avi")] + "_emotions.png")).resolve())
+    except (csv.Error, UnicodeDecodeError, OSError):
+        return set()
+    return found
+
+
+def media_files(paths: list[str], out: Path | None = None) -> Iterator[tuple[Path, Path]]:
     """(file, its path relative to the folder it was found in) for the photos and videos that ``paths`` name:
-    files as given, folders searched (sorted, hidden files and our own temporary files left out)."""
+    files as given, folders searched (sorted; hidden files left out, and ``out``'s own results where ``out``
+    lies in a folder searched: its whole tree when inside it, the files its faces.csv names when it is it)."""
+    skip_tree = out.resolve() if out is not None else None
+    skip_files = earlier_outputs(out) if out is not None and out.is_dir() else set()
     for p in map(Path, paths):
         if p.is_dir():
+            inside = skip_tree is not None and skip_tree != p.resolve() and skip_tree.is_relative_to(p.resolve())
             for f in sorted(p.rglob("*")):
                 rel = f.relative_to(p)
-                if (f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-                        and not any(part.startswith(".") for part in rel.parts)):
-                    yield f, rel
+                if (f.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+                        or any(part.startswith(".") for part in rel.parts)):
+                    continue
+                if (inside and f.resolve().is_relative_to(skip_tree)) or f.resolve() in skip_files:
+                    continue  # (this command's own results of an earlier run)
+                yield f, rel
         else:
             yield p, Path(p.name)
 
@@ -102,7 +133,7 @@ def media_files(paths: list[str]) -> Iterator[tuple[Path, Path]]:
 def plan_jobs(paths: list[str], out: Path) -> list[Job]:
     """Each input and its outputs' names: unique within the run, and never an input's own path (a name
     taken already gets the input's suffix, then a number: ``x_png_annotated.jpg``, ``x_2_annotated.jpg``)."""
-    found = list(media_files(paths)) if paths else []
+    found = list(media_files(paths, out)) if paths else []
     inputs = {f.resolve() for f, _ in found}
     taken: set[Path] = set()
     jobs = []
@@ -140,16 +171,33 @@ def photo_faces(pipeline: EmotionPipeline, image: np.ndarray, detect: str) -> tu
     if detect == "never":
         return pipeline.whole(image), WHOLE
     faces = pipeline.detect(image)
-    if not faces and detect == "auto" and face_sized(image):
-        return pipeline.whole(image), WHOLE
+    if detect == "auto" and face_sized(image) and (
+            not faces or (len(faces) == 1 and max(faces[0].box[2:]) >= TIGHT * min(image.shape[:2]))):
+        return pipeline.whole(image), WHOLE  # (a face cropped already: the detector finds none, or itself)
     return faces, DETECTOR
+
+
+#: Annotated copies of smaller photos are enlarged to this many pixels on their short side, so that labels fit.
+ANNOTATED_MIN_SIDE = 240
+
+
+def annotated_copy(pipeline: EmotionPipeline, image: np.ndarray, faces: list[Face], found_by: str) -> np.ndarray:
+    """The photo with its faces drawn: a small photo (a face cropped already) enlarged first, and a face taken
+    whole given a panel beside the photo for its bars, so that neither label nor bars hide it."""
+    scale = max(1, int(np.ceil(ANNOTATED_MIN_SIDE / min(image.shape[:2]))))
+    if scale > 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        faces = [Face(tuple(int(v * scale) for v in f.box), f.probs, f.classes) for f in faces]  # type: ignore[misc]
+    if found_by == WHOLE and pipeline.draw_bars:
+        image = cv2.copyMakeBorder(image, 0, 0, 0, 140, cv2.BORDER_CONSTANT, value=(30, 30, 30))
+    return pipeline.draw(image, faces)
 
 
 def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, job: Job, out: Path,
                   columns: list[str], detect: str = "auto") -> list[dict[str, object]]:
     pipeline.reset()
     faces, found_by = photo_faces(pipeline, image, detect)
-    ok, jpeg = cv2.imencode(".jpg", pipeline.draw(image, faces))
+    ok, jpeg = cv2.imencode(".jpg", annotated_copy(pipeline, image, faces, found_by))
     if not ok:
         raise SourceError(f"the annotated copy of {job.shown} could not be encoded as JPEG")
     (target,) = job.outputs(out)
@@ -294,9 +342,9 @@ def predict_files(paths: list[str], out: str | Path = DEFAULT_OUT, model: Model 
     print(f"{done} of {len(jobs)} file(s) analysed, {len(rows)} face(s): {shown_path(out / 'faces.csv')}")
     whole = {str(r["file"]) for r in rows if r["found_by"] == WHOLE and r["frame"] == 0}
     if whole and detect == "auto":
-        print(f"note: {len(whole)} image(s) held no face the detector found and are about face-sized (at most "
-              f"{FACE_SIZED} pixels, square): each was taken whole as one face (faces.csv: found_by); pass "
-              "--detect always to skip such images, or --no-detect to take every image whole")
+        print(f"note: {len(whole)} image(s) look like faces cropped already (about square, at most {FACE_SIZED} "
+              "pixels, and no face found in them or one that fills them): each was taken whole (faces.csv: "
+              "found_by); pass --detect always to use only the detector, or --no-detect to take every image whole")
     elif detect == "never":
         print("note: --no-detect: each image (each video frame) was taken whole as one face, its centred square")
     return {"rows": rows, "failed": failed, "done": done}
@@ -310,8 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta", action="store_true", help="also classify each face mirrored and average")
     p.add_argument("--detect", choices=DETECT_MODES, default="auto",
                    help="how faces are found: the detector (always); each image taken whole as one face that is "
-                        f"cropped already (never); or the detector, and an image in which it finds none taken whole "
-                        f"where it is about face-sized (auto: square, at most {FACE_SIZED} pixels)")
+                        "cropped already (never); or the detector, except that an image about face-sized (about "
+                        f"square, at most {FACE_SIZED} pixels a side) in which it finds no face, or one that fills "
+                        "most of it, is taken whole (auto)")
     p.add_argument("--no-detect", dest="detect", action="store_const", const="never",
                    help="the same as --detect never: for faces that are cropped already")
     add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
@@ -324,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         result = predict_files(a.paths, a.out or DEFAULT_OUT, model, a.tta, shown=shown, detect=a.detect)
         failed: list[str] = result["failed"]  # type: ignore[assignment]
         if failed and not result["done"]:
-            raise FileNotFoundError(f"nothing could be analysed ({'; '.join(failed)}): "
-                                    "pass photos, videos or folders that hold them")
+            raise FileNotFoundError("nothing could be analysed: " + (failed[0] if len(failed) == 1 else
+                                    f"none of the {len(failed)} file(s), each named above with why"))
         if failed:
             raise ValueError(f"{len(failed)} of {len(failed) + result['done']} file(s) could not be analysed "  # type: ignore[operator]
                              "(each named above); the others' results are in faces.csv")
