@@ -155,11 +155,12 @@ def open_model(path: str, a: argparse.Namespace) -> "Model":
     return load_model(model_path(path), device, runtime, getattr(a, "threads", 0))
 
 
-def run_command(action: Callable[[], object], threads: int = 0) -> int:
+def run_command(action: Callable[[], object], threads: int = 0, interrupt: bool = True) -> int:
     """How a command line's ``main`` ends: set ``threads`` CPU threads (0: PyTorch's choice) and run ``action``.
 
-    Returns 2 after printing the one-line error of a bad input; otherwise the exit status ``action``
-    returns where that is an int, else 0.
+    Returns 2 after printing the one-line error of a bad input; with ``interrupt``, 130 after one line for
+    Ctrl-C (commands that say more about an interruption, such as how to resume, pass False and catch it);
+    otherwise the exit status ``action`` returns where that is an int, else 0.
     """
     try:
         if threads < 0:
@@ -171,6 +172,8 @@ def run_command(action: Callable[[], object], threads: int = 0) -> int:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if not interrupt:
+            raise
         print("\ninterrupted: every file written so far is whole (each is written to a temporary file and renamed "
               "into place); run the command again to go on", file=sys.stderr)
         return 130

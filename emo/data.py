@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_command(lambda: describe(a.name, a.data_dir))
     try:
         return run_command(lambda: import_and_describe(a.data_dir, a.path, a.numeric_labels, a.name, a.detect, a.size,
-                                                       a.val_fraction, a.test_fraction, a.seed, a.groups))
+                                                       a.val_fraction, a.test_fraction, a.seed, a.groups),
+                           interrupt=False)
     except KeyboardInterrupt:
         out = dataset_file(a.name, a.data_dir)
         kept = f"{out} is as it was before" if out.exists() else f"nothing was written to {out}"

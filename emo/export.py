@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         return run_command(lambda: run(chosen_model(a), a.out, a.members, a.int8, a.calibration, a.overwrite),
-                           a.threads)
+                           a.threads, interrupt=False)
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -224,7 +224,7 @@ def start_log(trainer: Trainer, out: Path, argv: list[str] | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     try:
-        return run_command(lambda: train_from_args(a, argv), a.threads)
+        return run_command(lambda: train_from_args(a, argv), a.threads, interrupt=False)
     except KeyboardInterrupt:
         if a.output_dir and (Path(a.output_dir) / "last.pt").exists():
             print(f"\ninterrupted: every finished epoch is saved; go on with\n  "

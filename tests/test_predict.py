@@ -228,3 +228,15 @@ def test_a_run_into_a_folder_inside_its_input_does_not_analyse_its_own_results(t
         for _ in range(3):
             assert main([str(album), "--out", str(out), "--model", str(tiny_model_path)]) == 0
             assert [r["annotated"] for r in read_rows(out / "faces.csv")] == ["portrait_annotated.jpg"]
+
+
+def test_ctrl_c_is_one_line_and_leaves_no_lock(tiny_model_path, tmp_path, monkeypatch, capsys):
+    import emo.predict
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt  # (as a Ctrl-C during the first file would)
+    monkeypatch.setattr(emo.predict, "analyse", ctrl_c)
+    assert main(["--out", str(tmp_path), "--model", str(tiny_model_path)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["faces.csv"]  # its header; the lock released, no temporary file
