@@ -183,11 +183,12 @@ class EmoWindow(QMainWindow):
 
 
 def build_window(model: Model | str | Path = DEFAULT_MODEL, source: str = "0", device: str = "cpu",
-                 smoothing: float = 0.5, threaded: bool = True) -> EmoWindow:
-    """Load the model (or take a loaded one) and open the source; a missing camera gives a window with the message."""
+                 smoothing: float = 0.5, threaded: bool = True, detect: bool = True) -> EmoWindow:
+    """Load the model (or take a loaded one) and open the source; a missing camera gives a window with the message.
+    Without ``detect``, each frame is taken whole as one face that is cropped already."""
     if isinstance(model, (str, Path)):
         model = load_model(model, device)
-    pipeline = live_pipeline(model, smoothing)
+    pipeline = live_pipeline(model, smoothing, detect)
     try:
         src: FrameSource | None = FrameSource(source)
         msg = None
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", dest="input", help=argparse.SUPPRESS)  # (its first name)
     p.add_argument("--smoothing", type=float, default=0.5, help="temporal smoothing of probabilities, 0 = off")
     p.add_argument("--frames", type=int, default=0, help="quit after this many frames (0 = run until closed)")
+    p.add_argument("--no-detect", dest="detect", action="store_false",
+                   help="take each frame (a photo, a video of one face) whole as one face that is cropped already")
     add_runtime_options(p, runtime=True, threads=FEW_FACES_THREADS)
     a = p.parse_args(argv)
 
@@ -245,15 +248,16 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--frames {a.frames}: give a number of frames, or 0 to run until the window is closed")
         check_window_libraries()
         model = open_model(chosen_model(a), a)
-        return run_app(model, a.input, str(model_device(model)), a.smoothing, a.frames)
+        return run_app(model, a.input, str(model_device(model)), a.smoothing, a.frames, a.detect)
     return run_command(run, a.threads)
 
 
-def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0.5, frames: int = 0) -> int:
+def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0.5, frames: int = 0,
+            detect: bool = True) -> int:
     """Show the window on ``source`` until it is closed (or after ``frames`` frames). Returns Qt's exit status,
     or 2 where the source could not be opened (a bad input: the window and one error line said why)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    win = build_window(model, source, device, smoothing)
+    win = build_window(model, source, device, smoothing, detect=detect)
     win.show()
     if frames:
         def stop_when_done() -> None:

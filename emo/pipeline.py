@@ -56,6 +56,7 @@ class EmotionPipeline:
     smoothing: float = 0.5
     tta: bool = False
     draw_bars: bool = True
+    whole_frames: bool = False  # each frame is one face cropped already (no detection: --no-detect)
     _previous: list[Face] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -132,7 +133,7 @@ class EmotionPipeline:
             cv2.rectangle(out, (bx, yy + 1), (bx + int(bar_w * float(p)), yy + 9), (0, 200, 255), -1)
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face]]:
-        faces = self.detect(frame)
+        faces = self.whole(frame) if self.whole_frames else self.detect(frame)
         return self.draw(frame, faces), faces
 
 
@@ -149,7 +150,9 @@ def faces_html(faces: list[Face], bar: int = 20) -> str:
     return "".join(rows)
 
 
-def live_pipeline(model: Model, smoothing: float = 0.5) -> EmotionPipeline:
+def live_pipeline(model: Model, smoothing: float = 0.5, detect: bool = True) -> EmotionPipeline:
     """The pipeline of the live demos (the app, the notebook widget, the benchmark's demo rows): faces of at
-    least :data:`LIVE_MIN_FACE` pixels, probability bars left to the demo's side panel."""
-    return EmotionPipeline(model, HaarDetector(min_size=LIVE_MIN_FACE), smoothing=smoothing, draw_bars=False)
+    least :data:`LIVE_MIN_FACE` pixels, probability bars left to the demo's side panel; without ``detect``, each
+    frame taken whole as one face that is cropped already."""
+    return EmotionPipeline(model, HaarDetector(min_size=LIVE_MIN_FACE), smoothing=smoothing, draw_bars=False,
+                           whole_frames=not detect)

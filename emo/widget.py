@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from emo.cli import FEW_FACES_THREADS
+from emo.images import decode_image
 from emo.model import Model
 from emo.pipeline import Face, faces_html, live_pipeline
 from emo.video import FpsMeter, FrameSource, Pacer, SourceError
@@ -41,8 +42,8 @@ class WidgetDemo:
     at a time when other programs share the CPU; the threads table of ``results/benchmarks.md``)."""
 
     def __init__(self, model: Model, source: int | str = 0, smoothing: float = 0.5,
-                 max_fps: float = 30.0, threads: int = FEW_FACES_THREADS) -> None:
-        self.pipeline = live_pipeline(model, smoothing)
+                 max_fps: float = 30.0, threads: int = FEW_FACES_THREADS, detect: bool = True) -> None:
+        self.pipeline = live_pipeline(model, smoothing, detect)  # (detect=False: each photo one face, cropped)
         self.max_fps = max_fps
         self.threads = threads  # PyTorch's, while the video runs (0: leave them as they are)
         self.frames = 0
@@ -71,9 +72,10 @@ class WidgetDemo:
     def show_image(self, image: np.ndarray | bytes) -> list[Face]:
         """Annotate one photo (BGR array or encoded bytes) and show it."""
         if isinstance(image, (bytes, bytearray, memoryview)):
-            image = cv2.imdecode(np.frombuffer(bytes(image), np.uint8), cv2.IMREAD_COLOR)
-            if image is None:
-                self.status.value = "that file is not an image that OpenCV can read"
+            try:
+                image = decode_image(bytes(image), "the uploaded file")  # (bounded before it is decoded)
+            except ValueError as e:
+                self.status.value = str(e)
                 return []
         self.pipeline.reset()
         annotated, faces = self.pipeline(image)

@@ -137,3 +137,24 @@ def test_no_display_is_one_line_that_names_the_ways_out(tmp_path):
                        timeout=120, env=env)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr  # not Qt's abort
     assert "QT_QPA_PLATFORM=offscreen" in r.stderr and "xvfb-run" in r.stderr
+
+
+def test_faces_cropped_already_in_the_widget_and_the_app(tiny_model_path, tmp_path, qapp):
+    """A dataset's 48x48 face: the detector finds nothing in it; without detection it is one face, in both demos."""
+    import cv2
+    import numpy as np
+
+    from emo.model import load_model
+    from emo.synthetic import draw_face
+    from emo.widget import WidgetDemo
+    face = cv2.cvtColor(draw_face("happy", np.random.default_rng(0)), cv2.COLOR_GRAY2BGR)
+    assert len(WidgetDemo(load_model(tiny_model_path), detect=False).show_image(face)) == 1
+    cv2.imwrite(str(tmp_path / "face.png"), face)
+    win = build_window(tiny_model_path, str(tmp_path / "face.png"), detect=False)
+    win._worker.join(30)
+    qapp.processEvents()
+    assert len(win.last_faces) == 1 and win.last_faces[0].box == (0, 0, 48, 48)
+    win.close()
+    bomb = __import__("tests.test_predict", fromlist=["png_declaring"]).png_declaring(30000, 30000)
+    demo = WidgetDemo(load_model(tiny_model_path))
+    assert demo.show_image(bomb) == [] and "30,000 x 30,000 pixels" in demo.status.value  # bounded before decoding
