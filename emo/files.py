@@ -68,19 +68,25 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A new empty file with a unique name beside ``path`` (its folder made if missing), with the mode a plain
+    ``open()`` would give it, or the mode of the file it will replace (``mkstemp`` makes it private, 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` (same suffix) for libraries that write by file name (OpenCV's video
     writer, ONNX Runtime's quantiser); on leaving the block without an error it is synced and renamed over
     ``path``, and on an error removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600): give it the mode a plain open() would, or the replaced file's
-    os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
+    tmp = _temporary_beside(path)
     try:
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -145,10 +151,14 @@ def csv_text(fieldnames: Sequence[str], rows: Iterable[dict[str, Any]], header: 
     return out.getvalue()
 
 
-def write_csv(path: str | os.PathLike, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
-    """``rows`` as a CSV file with a header, atomically (cells made safe by :func:`csv_cell`)."""
+def _check_columns(fieldnames: Sequence[str]) -> None:
     if len(set(fieldnames)) != len(fieldnames):
         raise ValueError(f"CSV columns {list(fieldnames)} repeat a name: each column needs its own")
+
+
+def write_csv(path: str | os.PathLike, fieldnames: Sequence[str], rows: Iterable[dict[str, Any]]) -> Path:
+    """``rows`` as a CSV file with a header, atomically (cells made safe by :func:`csv_cell`)."""
+    _check_columns(fieldnames)
     return write_text(path, csv_text(fieldnames, rows))
 
 
@@ -157,8 +167,7 @@ class GrowingCsv:
     every finished part are on disk as soon as that part is done (``emo.predict``'s ``faces.csv``)."""
 
     def __init__(self, path: str | os.PathLike, fieldnames: Sequence[str]) -> None:
-        if len(set(fieldnames)) != len(fieldnames):
-            raise ValueError(f"CSV columns {list(fieldnames)} repeat a name: each column needs its own")
+        _check_columns(fieldnames)
         self.path, self.fieldnames = Path(path), list(fieldnames)
         self.text = csv_text(self.fieldnames, [])
         self.rows = 0
@@ -256,14 +265,11 @@ def write_set(writers: dict[str | os.PathLike, Callable[[IO[bytes]], object]]) -
     try:
         for path, writer in writers.items():
             path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.stem}.", suffix=path.suffix, dir=path.parent)
-            done.append((Path(tmp), path))
-            with os.fdopen(fd, "wb") as f:
+            done.append((_temporary_beside(path), path))
+            with open(done[-1][0], "wb") as f:
                 writer(f)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK)
     except BaseException as e:
         for tmp, _ in done:
             with contextlib.suppress(OSError):
