@@ -39,6 +39,9 @@ class Recipe:
     source: str = "auto"  # the dataset (--data): auto, fer2013, synthetic or an imported dataset's name
     amp: str = "auto"
     limit: int = 0  # train on a seeded random N training faces (quick runs, tests)
+    fast_path: bool = True  # on the CPU: cheaper dropout masks and freed memory kept for reuse (emo.fastpath)
+    progressive: float = 0.0  # the first fraction of the epochs trains on smaller crops (0 = off) ...
+    progressive_size: int = 32  # ... of this many pixels a side (the model is validated at its own size)
     model: dict[str, Any] = field(default_factory=lambda: MODEL.to_dict())
 
     #: the extensions whose options this recipe class carries (set by :func:`recipe_with`)
@@ -58,6 +61,13 @@ class Recipe:
             raise ValueError(f"protocol={self.protocol!r}: use one of {PROTOCOLS}")
         if self.source not in SOURCES:
             check_dataset_name(self.source)
+        if not 0 <= self.progressive < 1:
+            raise ValueError(f"progressive={self.progressive}: give the fraction of the epochs trained on smaller "
+                             "crops, from 0 (off) to below 1")
+        size = ModelConfig.from_dict(self.model).input_size
+        if self.progressive and not 8 <= self.progressive_size <= size:
+            raise ValueError(f"progressive_size={self.progressive_size}: the smaller crops' size must be from 8 to "
+                             f"the model's input size ({size})")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp={self.amp!r}: use one of {AMP_MODES}")
         self.crop_scale = tuple(self.crop_scale)  # type: ignore[assignment]
@@ -65,13 +75,20 @@ class Recipe:
         for ext in self.extension_types:
             ext.check(self)  # type: ignore[attr-defined]
 
+    def input_size_at(self, epoch: int) -> int:
+        """The size of the training crops in epoch ``epoch`` (from 0): ``progressive_size`` for the first
+        ``progressive`` of the epochs, then the model's own input size."""
+        size = int(self.model["input_size"])
+        return self.progressive_size if self.progressive and epoch < round(self.progressive * self.epochs) else size
+
     def to_dict(self) -> dict[str, Any]:
         """The recipe as a checkpoint records it (``train_config``): one flat dict, tuples as lists."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 #: Recipe fields whose command-line flag is not ``--`` and the field's name with dashes.
-FLAGS = {"source": "--data", "mixup_alpha": "--mixup", "crop_scale": "crop scale", "rotation": "rotation"}
+FLAGS = {"source": "--data", "mixup_alpha": "--mixup", "crop_scale": "crop scale", "rotation": "rotation",
+         "fast_path": "--no-fast-path"}
 
 
 def flag_of(name: str) -> str:

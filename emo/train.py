@@ -118,6 +118,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 p.add_argument(opt.flag, action="store_true", help=opt.help)
             else:
                 p.add_argument(opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, help=opt.help)
+    p.add_argument("--no-fast-path", dest="fast_path", action="store_false",
+                   help="on the CPU, draw dropout masks with torch's own generator and let memory be freed as "
+                   "usual (the recipe as it ran before the fast path; emo.fastpath)")
+    p.add_argument("--progressive", type=float, default=d.progressive, metavar="FRACTION",
+                   help="train the first FRACTION of the epochs on smaller crops (--progressive-size), "
+                   "then at the model's input size (0 = off)")
+    p.add_argument("--progressive-size", type=int, default=d.progressive_size, metavar="PIXELS",
+                   help="the smaller crops' size with --progressive")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs, CI)")
     return p.parse_args(argv)
 
@@ -135,7 +143,8 @@ def config_from_args(a: argparse.Namespace) -> TrainConfig:
     options = {opt.name: getattr(a, opt.name) for ext in EXTENSIONS for opt in ext.options}
     return TrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, gamma=a.gamma,
                        mixup_alpha=a.mixup, patience=a.patience, seed=a.seed, protocol=a.protocol, source=a.data,
-                       amp=a.amp, limit=a.limit, model=model.to_dict(), **options)
+                       amp=a.amp, limit=a.limit, fast_path=a.fast_path, progressive=a.progressive,
+                       progressive_size=a.progressive_size, model=model.to_dict(), **options)
 
 
 def new_run_dir() -> Path:

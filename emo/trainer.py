@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from emo import checkpoint, distributed
 from emo.augment import augment, mixup
 from emo.evaluation import accuracy_and_nll, score_checkpoint
+from emo.fastpath import use_fast_path
 from emo.files import folder_lock, write_csv
 from emo.hooks import Extension, check_extensions, merged_meta
 from emo.losses import focal_loss
@@ -96,6 +97,8 @@ class Trainer:
         pix = train.images[keep].astype(np.float32) / 255.0  # the preprocessing travels with the weights:
         set_preprocessing(self.model, Preprocessing(self.model.input_size, float(pix.mean()), float(pix.std())))
         self.model.to(self.device).to(memory_format=torch.channels_last)
+        if cfg.fast_path and self.device.type == "cpu":
+            use_fast_path(self.model)  # cheaper dropout masks, freed memory kept (emo.fastpath; same weights)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # under torchrun each process trains on its shard of the epoch (as DistributedSampler pads it)
         self.steps_per_epoch = math.ceil(math.ceil(len(keep) / self.world.size) / cfg.batch_size)
@@ -216,6 +219,7 @@ class Trainer:
         order = self.epoch_order(g)
         pre = preprocessing_of(model)
         n_classes = len(model.classes)
+        size = cfg.input_size_at(self.epoch)  # smaller crops early in a progressive run
         tot_loss = tot_correct = seen = 0.0
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not (self.progress and self.world.is_main), mininterval=2.0)
@@ -223,7 +227,7 @@ class Trainer:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
             y = self.train_labels[idx]
-            x = pre.normalized(augment(x, model.input_size, g, scale=cfg.crop_scale, degrees=cfg.rotation))
+            x = pre.normalized(augment(x, size, g, scale=cfg.crop_scale, degrees=cfg.rotation))
             extra = [ext.batch_targets(self, idx) for ext in self.extensions]  # blended with the labels' partners
             t = torch.cat([F.one_hot(y, n_classes).float()] + [e for e in extra if e is not None], 1)
             x, t = mixup(x, t, cfg.mixup_alpha, g)
@@ -332,7 +336,9 @@ class Trainer:
             print(f"epoch {self.epoch:3d}/{self.cfg.epochs}  lr {lr:.2e}  "
                   f"train loss {train_loss:.4f} acc {train_acc:.4f}  "
                   f"val loss {val_loss:.4f} acc {val_acc:.4f}" + "".join(f"  {k} {v:.4f}" for k, v in extra.items())
-                  + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}", flush=True)
+                  + f"  {row['seconds']:.0f}s{'  *best' if improved else ''}"
+                  + (f"  ({size} px crops)" if (size := self.cfg.input_size_at(self.epoch - 1)) != self.model.input_size
+                     else ""), flush=True)
         return row
 
     def write_history(self) -> None:
