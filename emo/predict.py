@@ -213,10 +213,10 @@ def analyse_video(pipeline: EmotionPipeline, source: FrameSource, job: Job, out:
     rows: list[dict[str, object]] = []
     writer, frames = None, 0
     video, png = job.outputs(out)
-    with atomic_path(video) as tmp:
+    bar = tqdm(total=total or None, desc=job.path.name if job.path else "", unit="frame", leave=False)
+    with atomic_path(video) as tmp, bar:
         try:
-            for i, frame in enumerate(tqdm(source, total=total or None, desc=job.path.name if job.path else "",
-                                           unit="frame", leave=False)):
+            for i, frame in enumerate(source):
                 faces = pipeline.whole(frame) if detect == "never" else pipeline.detect(frame)
                 annotated = pipeline.draw(frame, faces)
                 if writer is None:
@@ -228,6 +228,9 @@ def analyse_video(pipeline: EmotionPipeline, source: FrameSource, job: Job, out:
                 rows += face_rows(job, video.relative_to(out).as_posix(), WHOLE if detect == "never" else DETECTOR,
                                   i, i / fps, faces, columns)
                 frames = i + 1
+                bar.update(1)
+            bar.total = frames  # (a container's frame count is an estimate: the bar ends at the frames read)
+            bar.refresh()
         finally:
             source.release()
             if writer is not None:
