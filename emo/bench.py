@@ -2,6 +2,7 @@
 
     python -m emo.bench                    # table on stdout and results/benchmarks.md
     python -m emo.bench --quick            # a tiny setting (what the tests run)
+    python -m emo.bench --train            # training throughput only: as shipped against each speed-up
 
 Measures parameters and FLOPs per face, batch-1 latency (median after warm-up), large-batch
 throughput, training throughput with the full recipe (augmentation, MixUp, focal loss, AdamW) and
@@ -449,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--explore", action="store_true", help="also time channels_last / bf16 / threads / torch.compile")
     p.add_argument("--also", nargs="+", default=[], metavar="MODEL",
                    help="more networks for the runtimes table (a trade-off curve: accuracy against time per face)")
+    p.add_argument("--train", action="store_true",
+                   help="measure training throughput only: the recipe as shipped and each CPU speed-up side by side, "
+                   "each in its own process (emo.trainbench); replaces that section of the table")
     p.add_argument("--out", default=None, help="write the table here (default results/benchmarks.md, not with --quick)")
     a = p.parse_args(argv)
     return run_command(lambda: bench_command(a, argv), a.threads)
@@ -460,6 +464,8 @@ def bench_command(a: Any, argv: list[str] | None) -> int:
     if Path(a.model_path).suffix == ".onnx":
         raise ValueError(f"--model {a.model_path}: the benchmark measures a checkpoint (it times ONNX Runtime itself, "
                          "in the runtimes table): pass the best_model.pt it was exported from")
+    if a.train:
+        return train_command(a, argv)
     ours = load_model(a.model_path)  # (one-line errors for a missing or foreign file)
     rows, info = run(a.model_path, a.quick, 0)
     variants = explore(ours, 5 if a.quick else 200) if a.explore else None
@@ -478,7 +484,44 @@ def bench_command(a: Any, argv: list[str] | None) -> int:
     print(md)
     out = a.out or (None if a.quick else str(RESULTS_DIR / "benchmarks.md"))
     if out:
-        write_text(out, f"# Benchmarks\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n" + md)
+        kept = section(Path(out).read_text(encoding="utf-8"), TRAIN_SECTION) if Path(out).is_file() else ""
+        write_text(out, f"# Benchmarks\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n" + md + kept)
+        print(f"wrote {out}")
+    return 0
+
+
+TRAIN_SECTION = "## Training throughput"
+
+
+def section(text: str, title: str) -> str:
+    """The part of ``text`` from the line ``title`` to the next heading of its level (or the end); '' if none."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == title), None)
+    if start is None:
+        return ""
+    level = title.split(" ")[0] + " "
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(level)), len(lines))
+    return "\n" + "".join(lines[start:end]).rstrip("\n") + "\n"
+
+
+def train_command(a: Any, argv: list[str] | None) -> int:
+    """``python -m emo.bench --train``: the training-throughput table (:mod:`emo.trainbench`), printed, and
+    (unless ``--quick``) put in place of its section of ``--out`` (the rest of the file is kept)."""
+    from emo.recipe import Recipe
+    from emo.trainbench import SETTINGS, compare, format_table
+
+    quick = dict(steps=3, warmup=1, batch=8, rounds=1, source="synthetic") if a.quick else {}
+    names = ["shipped", "fast"] if a.quick else list(SETTINGS)  # (--quick: the tests' two processes)
+    result = compare(names, threads=torch.get_num_threads(), **quick)  # type: ignore[arg-type]
+    md = format_table(result, Recipe().progressive or 0.6)
+    print(md)
+    out = a.out or (None if a.quick else str(RESULTS_DIR / "benchmarks.md"))
+    if out:
+        body = f"{TRAIN_SECTION}\n\nWritten by `{command_line('emo.bench', argv)}`.\n\n{md}"
+        old = Path(out).read_text(encoding="utf-8") if Path(out).is_file() else "# Benchmarks\n"
+        mine = section(old, TRAIN_SECTION)
+        new = old.replace(mine.lstrip("\n"), body) if mine else old.rstrip("\n") + "\n\n" + body
+        write_text(out, new)
         print(f"wrote {out}")
     return 0
 

@@ -68,12 +68,12 @@ class _BitsDropout(torch.autograd.Function):
             mask = mask.view([x.shape[d] for d in order]).permute([order.index(d) for d in range(x.dim())])
         ctx.scale = 65536 / keep
         ctx.save_for_backward(mask)
-        return x * mask * ctx.scale
+        return x.mul(mask).mul_(ctx.scale)  # (one new tensor, not two)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
         (mask,) = ctx.saved_tensors
-        return grad * mask * ctx.scale, None
+        return grad.mul(mask).mul_(ctx.scale), None
 
 
 class BitsDropout(nn.Module):
@@ -103,5 +103,5 @@ def use_fast_path(model: nn.Module) -> nn.Module:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
-                setattr(parent, name, BitsDropout(child.p))
+                setattr(parent, name, BitsDropout(child.p).train(child.training))
     return model

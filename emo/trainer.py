@@ -197,7 +197,9 @@ class Trainer:
         theirs = {**type(self.cfg)().to_dict(), **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
-            said = ", ".join(f"{flag_of(k)} {theirs.get(k)!r}" if k != "model" else "the model options" for k in diff)
+            said = ", ".join("the model options" if k == "model" else
+                             ("without " if theirs.get(k) else "with ") + flag_of(k) if isinstance(mine[k], bool)
+                             else f"{flag_of(k)} {theirs.get(k)!r}" for k in diff)
             raise ValueError(f"{path} was trained with other settings ({said}): "
                              "resume with the same options, or use another output folder")
         if theirs.get("epochs") != mine["epochs"] and not any(ext.epochs_free for ext in self.extensions):

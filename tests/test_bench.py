@@ -75,3 +75,22 @@ def test_threads_are_measured_idle_and_beside_a_busy_process(tiny_model_path):
     assert [(cpu, n) for cpu, n, _, _ in rows] == [("idle", n) for n in counts] + [("one core busy", n) for n in counts]
     assert all(ms > 0 and fps > 0 for _, _, ms, fps in rows)
     assert "| one core busy | 1 |" in format_threads(rows)
+
+
+def test_the_training_benchmark_compares_settings_each_in_its_own_process_and_keeps_the_rest_of_the_table(tmp_path,
+                                                                                                          capsys):
+    from emo.bench import main
+    from emo.trainbench import SETTINGS
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nthe inference tables\n\n## Training throughput\n\nan old table\n")
+    assert main(["--train", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nthe inference tables\n") and "an old table" not in text
+    assert text.count("## Training throughput") == 1
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    rates = {name: float(rows[SETTINGS[name].name].split(" | ")[1].replace(",", "")) for name in ("shipped", "fast")}
+    assert all(rate > 0 for rate in rates.values())
+    ratios = [float(rows[SETTINGS[name].name].split(" | ")[3].rstrip("x |")) for name in rates]
+    last = [line for line in text.splitlines() if line.startswith("training: ")][-1]
+    assert last.startswith(f"training: {rates['shipped']:,.0f} faces/s as shipped, {max(rates.values()):,.0f} faces/s")
+    assert f"ratio {max(ratios):.2f}" in last  # the fastest setting's ratio to the recipe as shipped

@@ -12,14 +12,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emo"
 
 #: Lowest first. The course's core (with what it needs to run: torchrun's processes, the ONNX Runtime path of
 #: load_model) ends with ``trainer``; the tools, the commands and the apps sit above it (README's Layout).
-CORE = ["files", "images", "network", "preprocess", "synthetic", "losses", "augment", "hooks", "distributed", "faces",
-        "datasets", "importers", "splits", "plots", "checkpoint", "onnx_model", "model", "evaluation", "recipe",
-        "saliency", "pipeline", "video", "trainer"]
-TOOLS = ["inference_search", "finetune", "swa", "distill", "peers", "soup", "ensemble", "bench"]
+CORE = ["files", "images", "network", "preprocess", "synthetic", "losses", "augment", "fastpath", "hooks",
+        "distributed", "faces", "datasets", "importers", "splits", "plots", "checkpoint", "onnx_model", "model",
+        "evaluation", "recipe", "saliency", "pipeline", "video", "trainer"]
+TOOLS = ["inference_search", "finetune", "swa", "distill", "peers", "soup", "ensemble", "trainbench", "bench"]
 COMMANDS = ["cli", "train", "ablation", "evaluate", "export", "predict", "data", "app", "widget", "nbclean",
             "__init__"]
 LAYERS = CORE + ["inference_search", "finetune", "swa", "distill", "peers", "cli", "soup", "ensemble", "train",
-                 "bench", "ablation", "evaluate", "export", "predict", "data", "app", "widget", "nbclean", "__init__"]
+                 "trainbench", "bench", "ablation", "evaluate", "export", "predict", "data", "app", "widget", "nbclean",
+                 "__init__"]
 
 
 def emo_imports(path: Path) -> set[str]:
