@@ -64,7 +64,8 @@ class _BitsDropout(torch.autograd.Function):
         if x.is_contiguous():
             mask = mask.view(x.shape)
         else:  # laid out as x is in memory (channels-last), so the products below read both in order
-            order = sorted(range(x.dim()), key=lambda d: -x.stride(d))
+            strides = x.stride()
+            order = sorted(range(x.dim()), key=lambda d: -strides[d])
             mask = mask.view([x.shape[d] for d in order]).permute([order.index(d) for d in range(x.dim())])
         ctx.scale = 65536 / keep
         ctx.save_for_backward(mask)
