@@ -24,6 +24,11 @@ from typing import Any
 
 import torch
 
+try:
+    import resource
+except ImportError:  # (Windows)
+    resource = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -60,8 +65,9 @@ def measure(name: str, steps: int, warmup: int, batch: int, source: str = "auto"
         t.train_epoch()
     timed = stamps[warmup:]
     rate = batch * (len(timed) - 1) / (timed[-1] - timed[0])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else float("nan")  # (KiB on Linux)
     return {"setting": name, "faces_per_s": rate, "size": cfg.input_size_at(0), "dataset": t.splits.dataset,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "peak_mib": peak}
 
 
 def compare(names: list[str], steps: int = 20, warmup: int = 3, batch: int = 128, rounds: int = 2,
@@ -72,6 +78,7 @@ def compare(names: list[str], steps: int = 20, warmup: int = 3, batch: int = 128
 
     load = [os.getloadavg()[0]]
     rates: dict[str, list[float]] = {n: [] for n in names}
+    peaks: dict[str, float] = {}
     info: dict[str, Any] = {}
     jobs = [n for _ in range(rounds) for n in names]
     for name in tqdm(jobs, desc="training throughput", unit="run", disable=not progress):
@@ -83,9 +90,10 @@ def compare(names: list[str], steps: int = 20, warmup: int = 3, batch: int = 128
                                f"{(done.stderr.strip().splitlines() or ['no output'])[-1]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rates[name].append(row["faces_per_s"])
+        peaks[name] = max(peaks.get(name, 0.0), row["peak_mib"])
         info.update(dataset=row["dataset"], threads=row["threads"])
     load.append(os.getloadavg()[0])
-    return {"rates": {n: statistics.median(r) for n, r in rates.items()}, "all": rates, "load": load,
+    return {"rates": {n: statistics.median(r) for n, r in rates.items()}, "all": rates, "peaks": peaks, "load": load,
             "steps": steps, "warmup": warmup, "batch": batch, "rounds": rounds, **info}
 
 
@@ -102,9 +110,11 @@ def format_table(result: dict[str, Any], fraction: float = 0.0) -> str:
              f"{result['dataset']}: the median of {result['rounds']} runs of {result['steps']} steps after "
              f"{result['warmup']} of warm-up, each in a process of its own, the settings taking turns. 1-minute "
              f"load average {result['load'][0]:.2f} before, {result['load'][1]:.2f} after.", "",
-             "| setting | faces/s | epoch of 28,709 faces | vs as shipped |", "|---|---:|---:|---:|"]
+             "| setting | faces/s | epoch of 28,709 faces | vs as shipped | peak memory of the process |",
+             "|---|---:|---:|---:|---:|"]
     for name, rate in rates.items():
-        lines.append(f"| {SETTINGS[name].name} | {rate:,.0f} | {28709 / rate / 60:.1f} min | {rate / base:.2f}x |")
+        lines.append(f"| {SETTINGS[name].name} | {rate:,.0f} | {28709 / rate / 60:.1f} min | {rate / base:.2f}x | "
+                     f"{result['peaks'][name]:,.0f} MiB |")
     best_name = max((n for n in rates if n not in ("small",)), key=lambda n: rates[n])
     best = rates[best_name]
     line = f"training: {base:,.0f} faces/s as shipped, {best:,.0f} faces/s fastest, ratio {best / base:.2f}"
