@@ -4,7 +4,8 @@
     annotated, faces = pipe(frame_bgr)          # every face boxed, numbered, labelled, with class probabilities
 
 Each frame: detect (:mod:`emo.faces`), crop with the margin, classify all faces in one batch (the model's own
-preprocessing), smooth each face's probabilities with the overlapping face of the previous frame, draw.
+preprocessing), follow each face from frame to frame (:mod:`emo.tracking`: a track number per person), smooth
+each face's probabilities with its track's previous ones, draw.
 """
 
 from __future__ import annotations
@@ -17,14 +18,7 @@ import numpy as np
 
 from emo.faces import FACE_MARGIN, LIVE_MIN_FACE, Boxes, HaarDetector, crop_faces
 from emo.model import Model, predict_proba
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / float(a[2] * a[3] + b[2] * b[3] - inter + 1e-9)
+from emo.tracking import Tracker
 
 
 @dataclass
@@ -32,6 +26,7 @@ class Face:
     box: tuple[int, int, int, int]
     probs: np.ndarray
     classes: tuple[str, ...]
+    track: int = 0  # the person's number through a video (emo.tracking); 0 where not tracked
 
     @property
     def label(self) -> str:
@@ -46,8 +41,9 @@ class Face:
 class EmotionPipeline:
     """Detect, crop, classify all faces of a frame in one batch, smooth over time, draw.
 
-    ``smoothing`` in [0, 1): weight of the previous frame's probabilities for a face that overlaps
-    (IoU > 0.3) a face of the previous frame; 0 turns it off.
+    ``smoothing`` in [0, 1): weight of a face's track's previous probabilities (an exponential moving average
+    along the track: causal, as a live demo needs); 0 turns it off. ``tracker`` numbers the faces
+    (:class:`emo.tracking.Tracker`); :meth:`reset` starts afresh (a new video or photo).
     """
 
     model: Model
@@ -57,7 +53,8 @@ class EmotionPipeline:
     tta: bool = False
     draw_bars: bool = True
     whole_frames: bool = False  # each frame is one face cropped already (no detection: --no-detect)
-    _previous: list[Face] = field(default_factory=list, repr=False)
+    tracker: Tracker = field(default_factory=Tracker)
+    _previous: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # each live track's last probs
 
     def __post_init__(self) -> None:
         if not 0 <= self.smoothing < 1:
@@ -66,7 +63,8 @@ class EmotionPipeline:
         self.model.eval()
 
     def reset(self) -> None:
-        self._previous = []
+        self._previous = {}
+        self.tracker.reset()
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """The faces the detector finds in ``frame``, classified (and smoothed with the previous frame's)."""
@@ -84,30 +82,30 @@ class EmotionPipeline:
     def classify(self, gray: np.ndarray, boxes: Boxes, margin: float | None = None) -> list[Face]:
         """The faces in ``boxes`` of the gray frame, cropped (with ``margin``, default the pipeline's), classified
         in one batch and smoothed with the overlapping faces of the previous frame."""
-        boxes = boxes[np.argsort(boxes[:, 0], kind="stable")] if len(boxes) else boxes  # numbered left to right
+        boxes = boxes[np.argsort(boxes[:, 0], kind="stable")] if len(boxes) else boxes  # listed left to right
+        numbers = self.tracker.update(boxes)
+        live = {t.number for t in self.tracker.tracks}
+        self._previous = {k: v for k, v in self._previous.items() if k in live}
         if len(boxes) == 0:
-            self._previous = []
             return []
         crops = crop_faces(gray, boxes, self.model.input_size, self.margin if margin is None else margin)
         probs = predict_proba(self.model, crops, tta=self.tta)
         faces = []
-        for box, p in zip(boxes, probs):
-            if self.smoothing and self._previous:
-                best = max(self._previous, key=lambda f: _iou(np.asarray(f.box), box))
-                if _iou(np.asarray(best.box), box) > 0.3:
-                    p = self.smoothing * best.probs + (1 - self.smoothing) * p
-            faces.append(Face(tuple(int(v) for v in box), p, self.model.classes))
-        self._previous = faces
+        for box, p, number in zip(boxes, probs, numbers):
+            if self.smoothing and number in self._previous:
+                p = self.smoothing * self._previous[number] + (1 - self.smoothing) * p
+            self._previous[number] = p
+            faces.append(Face(tuple(int(v) for v in box), p, self.model.classes, number))
         return faces
 
     def draw(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Each face boxed and numbered (``1 happy 80%``: the number of its row in the demos' side panels),
+        """Each face boxed and numbered (``1 happy 80%``: its track's number, as in the demos' side panels),
         with its probability bars beside it when ``draw_bars`` (annotated files, which have no side panel)."""
         out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame.copy()
         for k, f in enumerate(faces, 1):
             x, y, w, h = f.box
             cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), 2)
-            text = f"{k} {f.label} {f.confidence:.0%}"
+            text = f"{f.track or k} {f.label} {f.confidence:.0%}"
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
             ty = y - 8 if y - th - 12 > 0 else y + h + th + 8
             if ty + 4 > out.shape[0]:  # (no room above or below the box: inside its top)
@@ -146,7 +144,7 @@ def faces_html(faces: list[Face], bar: int = 20) -> str:
     for k, f in enumerate(faces, 1):
         cells = "".join(f"<tr><td>{c}</td><td><span style='color:#f0a000'>{'&#9608;' * round(bar * float(p))}</span>"
                         f"</td><td align='right'>{float(p):.0%}</td></tr>" for c, p in zip(f.classes, f.probs))
-        rows.append(f"<b>{k}: {f.label}</b><table>{cells}</table>")
+        rows.append(f"<b>{f.track or k}: {f.label}</b><table>{cells}</table>")
     return "".join(rows)
 
 

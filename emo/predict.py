@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -59,7 +60,7 @@ from emo.video import FrameSource, SourceError, sample_photo
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 DEFAULT_OUT = RUNS_DIR / "predict"
 #: faces.csv's columns before the classes' probabilities.
-COLUMNS = ("file", "annotated", "found_by", "frame", "time_s", "x", "y", "w", "h", "label")
+COLUMNS = ("file", "annotated", "found_by", "frame", "time_s", "track", "x", "y", "w", "h", "label")
 #: ``--detect``: find faces with the detector (``always``), take each image whole as one face that is cropped
 #: already (``never``), or (``auto``) take an image whole where it is about face-sized (about square, within 5:4,
 #: at most :data:`FACE_SIZED` pixels a side) and the detector finds no face in it or one that fills most of it.
@@ -155,7 +156,7 @@ def plan_jobs(paths: list[str], out: Path) -> list[Job]:
 
 def face_rows(job: Job, annotated: str, found_by: str, frame: int, seconds: float, faces: list[Face],
               columns: list[str]) -> list[dict[str, object]]:
-    return [dict(zip(columns, [job.shown, annotated, found_by, frame, round(seconds, 3), *f.box, f.label,
+    return [dict(zip(columns, [job.shown, annotated, found_by, frame, round(seconds, 3), f.track, *f.box, f.label,
                                *(round(float(p), 4) for p in f.probs)]))
             for f in faces]
 
@@ -173,6 +174,7 @@ def photo_faces(pipeline: EmotionPipeline, image: np.ndarray, detect: str) -> tu
     faces = pipeline.detect(image)
     if detect == "auto" and face_sized(image) and (
             not faces or (len(faces) == 1 and max(faces[0].box[2:]) >= TIGHT * min(image.shape[:2]))):
+        pipeline.reset()  # (the detector's faces are dropped: the photo's one face is number 1)
         return pipeline.whole(image), WHOLE  # (a face cropped already: the detector finds none, or itself)
     return faces, DETECTOR
 
@@ -187,7 +189,8 @@ def annotated_copy(pipeline: EmotionPipeline, image: np.ndarray, faces: list[Fac
     scale = max(1, int(np.ceil(ANNOTATED_MIN_SIDE / min(image.shape[:2]))))
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        faces = [Face(tuple(int(v * scale) for v in f.box), f.probs, f.classes) for f in faces]  # type: ignore[misc]
+        faces = [Face(tuple(int(v * scale) for v in f.box), f.probs, f.classes, f.track)  # type: ignore[misc]
+                 for f in faces]
     if found_by == WHOLE and pipeline.draw_bars:
         image = cv2.copyMakeBorder(image, 0, 0, 0, 140, cv2.BORDER_CONSTANT, value=(30, 30, 30))
     return pipeline.draw(image, faces)
@@ -270,20 +273,32 @@ def emotions_over_time(rows: list[dict[str, object]], classes: list[str], frames
 
 
 def plot_emotions_over_time(rows: list[dict[str, object]], classes: list[str], fps: float, png: Path,
-                            title: str, frames: int) -> None:
-    """Each class's probability over time: the mean over each frame's faces, smoothed over about half a second
-    (:func:`emotions_over_time`); frames without a face are gaps in the lines."""
+                            title: str, frames: int, max_people: int = 4) -> None:
+    """Each class's probability over time, one panel per person (a track of :mod:`emo.tracking`, its number as
+    in the annotated video), smoothed along the track over about half a second (:func:`emotions_over_time`);
+    frames without that face are gaps in its lines. The ``max_people`` longest tracks of at least half a second
+    are drawn; the figure says how many others were left out."""
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    smooth = emotions_over_time(rows, classes, frames, int(round(fps / 2)))
-    if rows:
-        t = np.arange(frames) / fps
+    counts = Counter(int(r["track"]) for r in rows)  # type: ignore[call-overload]
+    long_enough = [k for k, n in counts.most_common() if n >= fps / 2] or [k for k, _ in counts.most_common(1)]
+    shown = sorted(long_enough[:max_people])
+    fig, axes = plt.subplots(max(1, len(shown)), 1, figsize=(9, 1.2 + 2.3 * max(1, len(shown))), sharex=True,
+                             squeeze=False)
+    t = np.arange(frames) / fps
+    for ax, k in zip(axes[:, 0], shown):
+        smooth = emotions_over_time([r for r in rows if int(r["track"]) == k], classes, frames,  # type: ignore
+                                    int(round(fps / 2)))
         for j, c in enumerate(classes):
             ax.plot(t, smooth[:, j], label=c)
-        ax.legend(ncol=len(classes), fontsize=8, loc="upper center")
+        ax.set(ylabel=f"person {k}\nprobability", ylim=(0, 1.05))
+    if shown:
+        axes[0, 0].legend(ncol=len(classes), fontsize=8, loc="upper center")
     else:
-        ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes)
-    ax.set(xlabel="time (s)", ylabel="probability", ylim=(0, 1.05), title=f"{title}: emotions over time")
+        axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
+    left_out = len(counts) - len(shown)
+    axes[0, 0].set_title(f"{title}: emotions over time"
+                         + (f" ({left_out} shorter track{'s' * (left_out > 1)} not drawn)" if left_out else ""))
+    axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
     try:
         write_with(png, lambda f: fig.savefig(f, format="png", dpi=100))

@@ -61,11 +61,15 @@ def test_temporal_smoothing_blends_with_the_previous_frame(tiny_model_path):
     img = sample_photo()
     raw = EmotionPipeline(m, smoothing=0.0).detect(img)[0].probs
     pipe = EmotionPipeline(m, smoothing=0.5)
-    pipe._previous = []
     first = pipe.detect(img)[0]
-    first.probs = np.eye(7, dtype=np.float32)[0]  # pretend the last frame was sure of class 0
-    second = pipe.detect(img)[0].probs
-    assert np.allclose(second, 0.5 * first.probs + 0.5 * raw, atol=1e-5)
+    assert np.allclose(first.probs, raw, atol=1e-6)  # (nothing to blend with in a track's first frame)
+    sure = np.eye(7, dtype=np.float32)[0]
+    pipe._previous[first.track] = sure  # pretend the track's last frame was sure of class 0
+    second = pipe.detect(img)[0]
+    assert second.track == first.track
+    assert np.allclose(second.probs, 0.5 * sure + 0.5 * raw, atol=1e-5)
+    pipe.reset()
+    assert np.allclose(pipe.detect(img)[0].probs, raw, atol=1e-6)
     with pytest.raises(ValueError, match="smoothing=1"):
         EmotionPipeline(m, smoothing=1)
 

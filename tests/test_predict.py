@@ -240,3 +240,28 @@ def test_ctrl_c_is_one_line_and_leaves_no_lock(tiny_model_path, tmp_path, monkey
     err = capsys.readouterr().err.strip()
     assert err.splitlines()[-1].startswith("interrupted: ") and "Traceback" not in err
     assert sorted(os.listdir(tmp_path)) == ["faces.csv"]  # its header; the lock released, no temporary file
+
+
+def test_two_people_in_a_video_keep_their_track_numbers_and_get_a_panel_each(tiny_model_path, tmp_path):
+    face = cv2.resize(sample_photo()[20:210, 130:320], (220, 220), interpolation=cv2.INTER_AREA)  # her head
+    path = tmp_path / "two.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (640, 480))
+    for i in range(12):  # two people, one drifting right and one left; they never overlap
+        canvas = np.full((480, 640, 3), 40, np.uint8)
+        canvas[100:320, 20 + 4 * i:240 + 4 * i] = face
+        canvas[130:350, 400 - 4 * i:620 - 4 * i] = face
+        writer.write(canvas)
+    writer.release()
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out), "--model", str(tiny_model_path)]) == 0
+    rows = read_rows(out / "faces.csv")
+    by_frame = {}
+    for r in rows:
+        by_frame.setdefault(r["frame"], []).append(r)
+    both = [fr for fr in by_frame.values() if len(fr) == 2]
+    assert len(both) >= 8  # Haar finds both in most frames
+    for fr in both:
+        left, right = sorted(fr, key=lambda r: int(r["x"]))
+        assert (left["track"], right["track"]) == ("1", "2")
+    plot = cv2.imread(str(out / "two_emotions.png"))
+    assert plot.shape[0] > 500  # a panel for each person (one panel alone is 350 pixels high)
