@@ -6,10 +6,11 @@
     python -m emo.predict interview.mp4 --runtime onnx               # on ONNX Runtime (exported at start)
 
 For each photo it writes ``<name>_annotated.jpg``; for each video ``<name>_annotated.avi`` and
-``<name>_emotions.png``, each emotion's probability over time (the mean over the frame's faces, smoothed over
-about half a second; frames without a face are gaps); for all of them ``faces.csv``: one row per face found
-(file, annotated copy, how the face was found, frame, time, box, label, every class's probability), written as
-each file is done. Faces already cropped (a dataset's 48x48 faces) are taken whole with ``--no-detect``; by
+``<name>_emotions.png``, each emotion's probability over time, a panel per person (each face is followed from
+frame to frame and keeps its number, :mod:`emo.tracking`; smoothed along the person's track over about half a
+second; frames without the face are gaps); for all of them ``faces.csv``: one row per face found (file,
+annotated copy, how the face was found, frame, time, track number, box, label, every class's probability),
+written as each file is done. Faces already cropped (a dataset's 48x48 faces) are taken whole with ``--no-detect``; by
 default an image about face-sized (about square, at most 256 pixels) in which the detector finds no face, or one
 that fills most of it, is taken whole.
 A folder is searched for photos and videos, and its files' copies keep their folders under ``--out``.
