@@ -99,40 +99,80 @@ class EmotionPipeline:
         return faces
 
     def draw(self, frame: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Each face boxed and numbered (``1 happy 80%``: its track's number, as in the demos' side panels),
-        with its probability bars beside it when ``draw_bars`` (annotated files, which have no side panel)."""
+        """Each face boxed and numbered (``1 happy 80%``: its track's number, as in the demos' side panels), the
+        label placed where it covers no other face; with ``draw_bars`` (annotated files, which have no window
+        around them) a panel to the right of the frame lists every face's probabilities, so that no bar covers a
+        face. Text grows with the frame (:func:`text_scale`)."""
         out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame.copy()
+        s = text_scale(out.shape)
+        boxes = [f.box for f in faces]
         for k, f in enumerate(faces, 1):
             x, y, w, h = f.box
-            cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), 2)
+            cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), max(2, round(2 * s)))
             text = f"{f.track or k} {f.label} {f.confidence:.0%}"
-            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
-            ty = y - 8 if y - th - 12 > 0 else y + h + th + 8
-            if ty + 4 > out.shape[0]:  # (no room above or below the box: inside its top)
-                ty = y + th + 8
-            cv2.rectangle(out, (x, ty - th - 6), (x + tw + 6, ty + 4), (0, 220, 0), -1)
-            cv2.putText(out, text, (x + 3, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 2, cv2.LINE_AA)
-            if self.draw_bars:
-                self._draw_bars(out, f, x + w + 6, y)
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, max(1, round(2 * s)))
+            pad = round(6 * s)
+            ty = label_baseline(out.shape, f.box, (tw + pad, th + pad), [b for b in boxes if b is not f.box])
+            cv2.rectangle(out, (x, ty - th - pad), (x + tw + pad, ty + pad // 2), (0, 220, 0), -1)
+            cv2.putText(out, text, (x + pad // 2, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, (0, 0, 0),
+                        max(1, round(2 * s)), cv2.LINE_AA)
+        if self.draw_bars:
+            out = np.hstack([out, probability_panel(out.shape[0], faces, s)])
         return out
-
-    @staticmethod
-    def _draw_bars(out: np.ndarray, f: Face, x: int, y: int, name_w: int = 58, bar_w: int = 60) -> None:
-        """Per-class probabilities as a small bar panel beside the box (left of it if no room on the right)."""
-        panel_w, row = name_w + bar_w + 8, 13
-        if x + panel_w > out.shape[1]:
-            x = max(0, f.box[0] - panel_w - 6)
-        y = max(0, min(y, out.shape[0] - row * len(f.classes) - 4))
-        cv2.rectangle(out, (x, y), (x + panel_w, y + row * len(f.classes) + 4), (30, 30, 30), -1)
-        for k, (c, p) in enumerate(zip(f.classes, f.probs)):
-            yy = y + 4 + row * k
-            cv2.putText(out, c[:9], (x + 3, yy + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (255, 255, 255), 1, cv2.LINE_AA)
-            bx = x + name_w + 4
-            cv2.rectangle(out, (bx, yy + 1), (bx + int(bar_w * float(p)), yy + 9), (0, 200, 255), -1)
 
     def __call__(self, frame: np.ndarray) -> tuple[np.ndarray, list[Face]]:
         faces = self.whole(frame) if self.whole_frames else self.detect(frame)
         return self.draw(frame, faces), faces
+
+
+def text_scale(shape: tuple[int, ...]) -> float:
+    """How much larger than at 640x480 labels are drawn on a frame of ``shape``: 1 up to 600 pixels on the
+    short side, then in proportion (a 4032x3024 photo's labels stay readable when it is shown whole)."""
+    return max(1.0, min(shape[0], shape[1]) / 600)
+
+
+def label_baseline(shape: tuple[int, ...], box: tuple[int, int, int, int], size: tuple[int, int],
+                   others: list[tuple[int, int, int, int]]) -> int:
+    """The baseline of a label of ``size`` (w, h) for ``box``: above it, else below it, else inside its top,
+    the first place that stays in the frame and covers none of the ``others`` faces."""
+    x, y, w, h = box
+    lw, lh = size
+    for ty in (y - lh // 3, y + h + lh, y + lh):
+        top, bottom = ty - lh, ty + lh // 3
+        inside = top >= 0 and bottom <= shape[0]
+        if inside and not any(x < ox + ow and ox < x + lw and top < oy + oh and oy < bottom
+                              for ox, oy, ow, oh in others):
+            return ty
+    return y + lh
+
+
+def probability_panel(height: int, faces: list[Face], scale: float = 1.0) -> np.ndarray:
+    """A dark panel ``height`` pixels high listing each face's number, label and per-class bars, as many as fit
+    (then how many more there are): drawn beside a frame, it covers no face."""
+    row, width = round(13 * scale), round(190 * scale)
+    panel = np.full((height, width, 3), 30, np.uint8)
+    font, small = 0.45 * scale, 0.35 * scale
+    block = row * (len(faces[0].classes) + 2) if faces else row
+    fit = max(0, (height - row) // block)
+    for k, f in enumerate(faces[:fit], 1):
+        y = 4 + (k - 1) * block
+        cv2.putText(panel, f"{f.track or k}: {f.label}", (4, y + row), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 220, 0),
+                    max(1, round(scale)), cv2.LINE_AA)
+        for j, (c, p) in enumerate(zip(f.classes, f.probs)):
+            yy = y + row * (j + 1) + 4
+            cv2.putText(panel, c[:9], (6, yy + round(9 * scale)), cv2.FONT_HERSHEY_SIMPLEX, small, (255, 255, 255),
+                        1, cv2.LINE_AA)
+            bx, bw = round(70 * scale), round(80 * scale)
+            cv2.rectangle(panel, (bx, yy + 1), (bx + int(bw * float(p)), yy + round(9 * scale)), (0, 200, 255), -1)
+            cv2.putText(panel, f"{float(p):.0%}", (bx + bw + 4, yy + round(9 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
+                        small, (200, 200, 200), 1, cv2.LINE_AA)
+    if len(faces) > fit:
+        cv2.putText(panel, f"+{len(faces) - fit} more (faces.csv)", (4, height - 6), cv2.FONT_HERSHEY_SIMPLEX,
+                    font, (255, 255, 255), 1, cv2.LINE_AA)
+    if not faces:
+        cv2.putText(panel, "no face found", (4, row + 4), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return panel
 
 
 def faces_html(faces: list[Face], bar: int = 20) -> str:

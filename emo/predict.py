@@ -185,16 +185,14 @@ ANNOTATED_MIN_SIDE = 240
 
 
 def annotated_copy(pipeline: EmotionPipeline, image: np.ndarray, faces: list[Face], found_by: str) -> np.ndarray:
-    """The photo with its faces drawn: a small photo (a face cropped already) enlarged first, and a face taken
-    whole given a panel beside the photo for its bars, so that neither label nor bars hide it."""
+    """The photo with its faces drawn: a small photo (a face cropped already) enlarged first, so that its label
+    fits; the bars in a panel beside the photo, where they hide no face."""
     scale = max(1, int(np.ceil(ANNOTATED_MIN_SIDE / min(image.shape[:2]))))
     if scale > 1:
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         faces = [Face(tuple(int(v * scale) for v in f.box), f.probs, f.classes, f.track)  # type: ignore[misc]
                  for f in faces]
-    if found_by == WHOLE and pipeline.draw_bars:
-        image = cv2.copyMakeBorder(image, 0, 0, 0, 140, cv2.BORDER_CONSTANT, value=(30, 30, 30))
-    return pipeline.draw(image, faces)
+    return pipeline.draw(image, faces)  # (the bars go in a panel beside the photo)
 
 
 def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, job: Job, out: Path,

@@ -52,8 +52,26 @@ def test_pipeline_annotates_every_face(tiny_model_path):
     f = faces[0]
     assert f.label in pipe.model.classes and np.isclose(f.probs.sum(), 1, atol=1e-4)
     x, y, w, h = f.box
-    assert annotated.shape == img.shape and not np.array_equal(annotated, img)
+    assert annotated.shape[0] == img.shape[0] and annotated.shape[1] > img.shape[1]  # the bars in a panel beside
+    assert not np.array_equal(annotated[:, :img.shape[1]], img)
     assert (annotated[y, x + w // 2] == (0, 220, 0)).all()  # the green box is drawn on the face
+    assert pipe.draw(img, []).shape == annotated.shape  # the same size with or without faces (a video's frames)
+
+
+def test_a_label_never_covers_another_face_and_the_panel_says_how_many_did_not_fit():
+    from emo.pipeline import Face, label_baseline, probability_panel
+    upper, lower = (100, 40, 80, 80), (100, 125, 80, 80)  # one face just above the other
+    size = (90, 24)
+    for box, other in ((lower, upper), (upper, lower)):
+        ty = label_baseline((480, 640), box, size, [other])
+        top, bottom = ty - size[1], ty + size[1] // 3
+        ox, oy, ow, oh = other
+        assert not (box[0] < ox + ow and ox < box[0] + size[0] and top < oy + oh and oy < bottom)
+    faces = [Face((0, 0, 10, 10), np.full(7, 1 / 7), tuple("abcdefg"), k) for k in range(1, 6)]
+    full = probability_panel(700, faces)
+    cut = probability_panel(200, faces)  # room for one face's bars: the rest are counted, not drawn over
+    assert full.shape[0] == 700 and cut.shape[0] == 200
+    assert (cut[-12:] > 100).any() and not (full[-12:] > 100).any()  # "+N more" at the bottom only where cut
 
 
 def test_temporal_smoothing_blends_with_the_previous_frame(tiny_model_path):
