@@ -90,6 +90,10 @@ class WidgetDemo:
             self.show_image(item["content"])
 
     def _show(self, annotated: np.ndarray, faces: list[Face]) -> None:
+        h, w = annotated.shape[:2]
+        fit = {"width": "640px", "height": "auto"} if w * 3 >= h * 4 else {"width": "auto", "height": "480px"}
+        if (self.image.layout.width, self.image.layout.height) != (fit["width"], fit["height"]):
+            self.image.layout.width, self.image.layout.height = fit["width"], fit["height"]  # a portrait frame fits
         self.image.value = encode_jpeg(annotated)
         self.faces = faces
         self.probs.value = faces_html(faces)
@@ -108,6 +112,7 @@ class WidgetDemo:
         except SourceError as e:  # its message ends in a command-line hint; say what to do here instead
             self.status.value = (f"{str(e).split(': ')[0]}: type a video file or an image path in the source box, "
                                  "or upload a photo")
+            self.image.value, self.probs.value, self.faces = b"", "", []  # (not the last source's frame)
             return False
         self.pipeline.reset()
         self.frames = 0
@@ -133,9 +138,10 @@ class WidgetDemo:
                 annotated, faces = self.pipeline(frame)
                 self._show(annotated, faces)
                 self.frames += 1
-                self.status.value = f"{self.fps.tick():.1f} FPS, {len(faces)} face(s)"
-                if frames.kind == "image":
+                if frames.kind == "image":  # (a photo typed into the source box)
+                    self.status.value = f"photo: {len(faces)} face(s)"
                     break
+                self.status.value = f"{self.fps.tick():.1f} FPS, {len(faces)} face(s)"
                 time.sleep(max(0.0, period - (time.perf_counter() - t0)))
         finally:
             torch.set_num_threads(threads)

@@ -37,8 +37,23 @@ def test_uploaded_photo_and_bad_input(tiny_model_path):
     faces = demo.show_image(cv2.imencode(".jpg", sample_photo())[1].tobytes())
     assert len(faces) == 1 and demo.status.value == "photo: 1 face(s)"
     assert demo.show_image(b"not an image") == [] and "not an image" in demo.status.value
+    assert demo.image.value  # the photo is shown ...
     assert not demo.start("/no/such/video.mp4") and "does not exist" in demo.status.value
+    assert not demo.image.value and demo.faces == []  # ... and not left showing after a source that failed
     assert "--source" not in demo.status.value and "source box" in demo.status.value  # notebook terms
+
+
+def test_a_photo_typed_as_the_source_says_photo_and_a_portrait_frame_fits_the_view(tiny_model_path, tmp_path):
+    demo = WidgetDemo(load_model(tiny_model_path), max_fps=0)
+    path = tmp_path / "portrait.jpg"
+    photo = sample_photo()
+    cv2.imwrite(str(path), cv2.resize(photo, (360, 640)))  # taller than wide, as a phone's video
+    assert demo.start(str(path))
+    demo.wait()
+    assert demo.status.value.startswith("photo: ") and "FPS" not in demo.status.value
+    assert (demo.image.layout.width, demo.image.layout.height) == ("auto", "480px")  # fits 480 pixels high
+    demo.show_image(cv2.resize(photo, (640, 360)))  # a wide photo: 640 pixels wide (at most 480 high)
+    assert (demo.image.layout.width, demo.image.layout.height) == ("640px", "auto")
     assert faces_html([]) == "<i>no face found</i>"
 
 
