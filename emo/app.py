@@ -82,7 +82,8 @@ class EmoWindow(QMainWindow):
         self.view = QLabel(alignment=Qt.AlignCenter)
         self.view.setMinimumSize(320, 240)
         self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # the pixmap follows the window
-        self.view.setStyleSheet("background: #202020; color: #f0f0f0; font-size: 16px;")
+        self.view.setStyleSheet("background: #202020; color: #f0f0f0; font-size: 16px; padding: 16px;")
+        self.view.setWordWrap(True)  # (a message as long as a path wraps instead of running off both edges)
         self.panel = QLabel(faces_html([]), alignment=Qt.AlignTop | Qt.AlignLeft)
         self.panel.setTextFormat(Qt.RichText)
         self.panel.setFixedWidth(230)

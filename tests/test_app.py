@@ -51,6 +51,20 @@ def test_missing_camera_shows_a_message(qapp, tiny_model_path):
     win.close()
 
 
+def test_a_long_error_wraps_inside_the_window(qapp, tiny_model_path, tmp_path):
+    w = build_window(tiny_model_path, source=str(tmp_path / ("a_long_folder_name_" * 6) / "interview.mp4"),
+                     threaded=False)
+    w.resize(640 + 230, 480)
+    w.show()
+    qapp.processEvents()
+    text = w.view.text()
+    assert "does not exist" in text
+    one_line = w.view.fontMetrics().horizontalAdvance(text)
+    assert one_line > w.view.width()  # too long for one line ...
+    assert w.view.heightForWidth(w.view.width()) > 2 * w.view.fontMetrics().height()  # ... so it wraps
+    w.close()
+
+
 def test_close_releases_the_source(qapp, tiny_model_path, face_video):
     win = build_window(tiny_model_path, str(face_video))
     assert win.source.cap is not None
