@@ -53,7 +53,24 @@ class HaarDetector:
         min_size = max(12, round(self.min_size / scale))
         boxes = self.cascade.detectMultiScale(cv2.equalizeHist(gray), self.scale_factor, self.min_neighbors,
                                               minSize=(min_size, min_size))
-        return (np.asarray(boxes, np.float64).reshape(-1, 4) * scale).round().astype(int)
+        return drop_nested((np.asarray(boxes, np.float64).reshape(-1, 4) * scale).round().astype(int))
+
+
+def drop_nested(boxes: Boxes, overlap: float = 0.5) -> Boxes:
+    """``boxes`` without those that lie mostly (``overlap`` of their area or more) inside a larger one: a face
+    gets one box, where a cascade sometimes returns a second, smaller one inside it (the larger is kept)."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    if len(boxes) < 2:
+        return boxes
+    area = boxes[:, 2] * boxes[:, 3]
+    kept: list[int] = []
+    for i in np.argsort(-area, kind="stable"):
+        x, y, w, h = boxes[i]
+        inside = [max(0, min(x + w, boxes[j, 0] + boxes[j, 2]) - max(x, boxes[j, 0]))
+                  * max(0, min(y + h, boxes[j, 1] + boxes[j, 3]) - max(y, boxes[j, 1])) for j in kept]
+        if not any(a >= overlap * area[i] for a in inside):
+            kept.append(int(i))
+    return boxes[sorted(kept)]
 
 
 class YuNetDetector:

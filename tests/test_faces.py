@@ -124,3 +124,13 @@ def test_fps_meter():
     assert m.fps == 0.0
     m.times = [0.0, 0.5, 1.0]
     assert m.fps == pytest.approx(2.0)
+
+
+def test_a_face_gets_one_box_where_the_cascade_returns_a_second_one_inside_it():
+    from emo.faces import drop_nested
+    face, inner, neighbour = [100, 100, 120, 120], [130, 140, 50, 50], [260, 100, 110, 110]
+    kept = drop_nested(np.array([inner, face, neighbour]))
+    assert kept.tolist() == [face, neighbour]  # the larger box stays, in the order given; a neighbour stays
+    touching = [200, 100, 120, 120]  # overlapping a fifth of its area: another face, kept
+    assert len(drop_nested(np.array([face, touching]))) == 2
+    assert drop_nested(np.zeros((0, 4), int)).shape == (0, 4)
