@@ -69,6 +69,14 @@ def check_finite(model: torch.nn.Module, epoch: int) -> None:
                                  "was saved")
 
 
+def _said(flag: str, value: Any) -> str:
+    """How a run's setting reads: ``--lr 0.001``; a switch ``with --swa`` / ``without --no-fast-path``."""
+    if not isinstance(value, bool):
+        return f"{flag} {value!r}"
+    given = value if not flag.startswith("--no-") else not value
+    return ("with " if given else "without ") + flag
+
+
 class Trainer:
     """One training run into ``out_dir``; ``fit()`` trains (or resumes) and returns the history."""
 
@@ -197,9 +205,7 @@ class Trainer:
         theirs = {**type(self.cfg)().to_dict(), **ck.get("train_config", {})}
         diff = sorted(k for k in mine if k not in ("epochs", "patience") and mine[k] != theirs.get(k))
         if diff:
-            said = ", ".join("the model options" if k == "model" else
-                             ("without " if theirs.get(k) else "with ") + flag_of(k) if isinstance(mine[k], bool)
-                             else f"{flag_of(k)} {theirs.get(k)!r}" for k in diff)
+            said = ", ".join("the model options" if k == "model" else _said(flag_of(k), theirs.get(k)) for k in diff)
             raise ValueError(f"{path} was trained with other settings ({said}): "
                              "resume with the same options, or use another output folder")
         if theirs.get("epochs") != mine["epochs"] and not any(ext.epochs_free for ext in self.extensions):

@@ -91,8 +91,10 @@ def test_the_fast_path_can_be_turned_off_and_a_run_resumes_only_as_it_started(tm
     t = Trainer(tiny_config(epochs=1, fast_path=False), tmp_path, "cpu", splits=synthetic_splits, progress=False)
     assert any(type(m) is nn.Dropout for m in t.model.modules())
     t.fit()
-    with pytest.raises(ValueError, match="--no-fast-path"):
+    with pytest.raises(ValueError, match="with --no-fast-path"):
         Trainer(tiny_config(epochs=1), tmp_path, "cpu", splits=synthetic_splits, progress=False).fit(resume=True)
+    from emo.trainer import _said
+    assert _said("--swa", True) == "with --swa" and _said("--no-fast-path", True) == "without --no-fast-path"
 
 
 @pytest.mark.parametrize("kw, match", [({"progressive": 1.0}, "progressive=1.0"),
