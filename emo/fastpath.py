@@ -15,16 +15,24 @@ the squeeze-and-excitation product), so it is bound by memory, not arithmetic
    values are scaled by the exact inverse, so the expected output is the input, as with ``nn.Dropout``; the
    masks differ, so a run is not bit-for-bit the run of before.
 
-:func:`use_fast_path` applies both to a model on the CPU; the trainer calls it unless the recipe's
-``fast_path`` is off (``python -m emo.train --no-fast-path``). Neither changes a checkpoint: dropout holds no
-weights.
+Where the CPU has AMX (Intel Xeon from Sapphire Rapids on), a third: :func:`implicit_bf16`, around the
+training steps only, has oneDNN's float32 convolutions multiply in bfloat16 and accumulate in float32 (mixed
+precision without casts in the model; validation and inference stay float32).
+
+:func:`use_fast_path` applies the first two to a model on the CPU, and the trainer wraps its steps in the third,
+unless the recipe's ``fast_path`` is off (``python -m emo.train --no-fast-path``). None changes a checkpoint:
+dropout holds no weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import functools
 import sys
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -95,6 +103,33 @@ class BitsDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+@functools.lru_cache(maxsize=1)
+def has_amx() -> bool:
+    """Whether this CPU has AMX's bfloat16 tiles (Intel Xeon from Sapphire Rapids on), read from /proc/cpuinfo."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def implicit_bf16(enabled: bool = True) -> Iterator[bool]:
+    """Within this block, where the CPU has AMX, oneDNN's float32 convolutions and matrix products multiply in
+    bfloat16 and accumulate in float32 (``torch.backends.mkldnn.*.fp32_precision = "bf16"``): weights,
+    activations and gradients stay float32 tensors. Elsewhere (no AMX, or ``enabled`` False) nothing changes.
+    Yields whether it is on; the previous settings come back on leaving."""
+    if not (enabled and has_amx()):
+        yield False
+        return
+    conv, matmul = torch.backends.mkldnn.conv, torch.backends.mkldnn.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "bf16"
+    try:
+        yield True
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = before
 
 
 def use_fast_path(model: nn.Module) -> nn.Module:

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from emo import checkpoint, distributed
 from emo.augment import augment, mixup
 from emo.evaluation import accuracy_and_nll, score_checkpoint
-from emo.fastpath import use_fast_path
+from emo.fastpath import implicit_bf16, use_fast_path
 from emo.files import folder_lock, write_csv
 from emo.hooks import Extension, check_extensions, merged_meta
 from emo.losses import focal_loss
@@ -228,9 +228,15 @@ class Trainer:
         pre = preprocessing_of(model)
         n_classes = len(model.classes)
         size = cfg.input_size_at(self.epoch)  # smaller crops early in a progressive run
-        tot_loss = tot_correct = seen = 0.0
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not (self.progress and self.world.is_main), mininterval=2.0)
+        with implicit_bf16(cfg.fast_path and self.device.type == "cpu"):  # (AMX CPUs; validation stays float32)
+            return self._train_steps(bar, order, g, pre, n_classes, size)
+
+    def _train_steps(self, bar: Any, order: torch.Tensor, g: torch.Generator, pre: Preprocessing, n_classes: int,
+                     size: int) -> tuple[float, float]:
+        cfg = self.cfg
+        tot_loss = tot_correct = seen = 0.0
         for i in bar:
             idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
             x = self.train_images[idx].float().div_(255.0).unsqueeze(1)

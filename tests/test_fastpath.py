@@ -109,3 +109,20 @@ def test_progressive_schedule_by_epoch():
     cfg = tiny_config(epochs=10, progressive=0.6, progressive_size=32)
     assert [cfg.input_size_at(e) for e in range(10)] == [32] * 6 + [48] * 4
     assert tiny_config(epochs=10).input_size_at(0) == 48
+
+
+def test_implicit_bfloat16_is_scoped_to_the_block_and_only_where_the_cpu_has_amx():
+    from emo.fastpath import has_amx, implicit_bf16
+    conv = torch.nn.Conv2d(16, 32, 1).eval()
+    x = torch.randn(4, 16, 12, 12)
+    with torch.no_grad():
+        exact = conv(x)
+        with implicit_bf16() as on:
+            assert on == has_amx()
+            inside = conv(x)
+        assert torch.backends.mkldnn.conv.fp32_precision == "none"  # restored: evaluation stays float32
+        assert torch.equal(conv(x), exact)
+        with implicit_bf16(enabled=False) as off:
+            assert off is False and torch.equal(conv(x), exact)
+    if on:  # bfloat16 products: close to float32, not equal (bfloat16 keeps 8 bits of mantissa)
+        assert not torch.equal(inside, exact) and torch.allclose(inside, exact, rtol=0.05, atol=0.05)
