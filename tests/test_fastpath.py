@@ -113,8 +113,8 @@ def test_progressive_schedule_by_epoch():
 
 def test_implicit_bfloat16_is_scoped_to_the_block_and_only_where_the_cpu_has_amx():
     from emo.fastpath import has_amx, implicit_bf16
-    conv = torch.nn.Conv2d(16, 32, 1).eval()
-    x = torch.randn(4, 16, 12, 12)
+    conv = torch.nn.Conv2d(64, 128, 1).to(memory_format=torch.channels_last)  # (as the network's convs run)
+    x = torch.randn(32, 64, 24, 24).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         exact = conv(x)
         with implicit_bf16() as on:

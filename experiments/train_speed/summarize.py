@@ -71,6 +71,20 @@ def main() -> None:
             print(f"- {RUNS[name][0]}: mean final {statistics.mean(accs):.2%} against {statistics.mean(base):.2%} "
                   f"({100 * (statistics.mean(accs) - statistics.mean(base)):+.2f} points), in "
                   f"{times[name] / times['shipped']:.2f} of the time ({times['shipped'] / times[name]:.2f}x faster)")
+    shipped_runs = [history(HERE / "runs" / f"shipped-s{seed}") for seed in (0, 1)
+                    if (HERE / "runs" / f"shipped-s{seed}" / "history.csv").exists()]
+    epoch_min = FACES / rates["shipped"] / 60
+    print("\nTime to the same validation accuracy: when the recipe as shipped first reached each run's final "
+          "accuracy (its epochs at the shipped rate):")
+    for name, accs in finals.items():
+        if name == "shipped":
+            continue
+        for acc in accs:
+            reached = [next((r["epoch"] for r in rows if r["val_acc"] >= acc), None) for rows in shipped_runs]
+            said = ", ".join(f"seed {k}: epoch {int(e)} ({e * epoch_min:.1f} min, "
+                             f"{e * epoch_min / (times[name] / 60):.2f}x the run's time)" if e else
+                             f"seed {k}: not within its {len(shipped_runs[k])} epochs" for k, e in enumerate(reached))
+            print(f"- {RUNS[name][0]} ({acc:.2%} in {times[name] / 60:.1f} min): {said}")
     print(f"\n(rates from results/benchmarks.md: {', '.join(f'{k} {v:,.0f} faces/s' for k, v in rates.items())})")
 
 
