@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -118,9 +119,10 @@ def has_amx() -> bool:
 def implicit_bf16(enabled: bool = True) -> Iterator[bool]:
     """Within this block, where the CPU has AMX, oneDNN's float32 convolutions and matrix products multiply in
     bfloat16 and accumulate in float32 (``torch.backends.mkldnn.*.fp32_precision = "bf16"``): weights,
-    activations and gradients stay float32 tensors. Elsewhere (no AMX, or ``enabled`` False) nothing changes.
+    activations and gradients stay float32 tensors. Elsewhere (no AMX, ``enabled`` False, or the environment
+    variable ``EMO_IMPLICIT_BF16=0``) nothing changes.
     Yields whether it is on; the previous settings come back on leaving."""
-    if not (enabled and has_amx()):
+    if not (enabled and has_amx() and os.environ.get("EMO_IMPLICIT_BF16", "1") != "0"):
         yield False
         return
     conv, matmul = torch.backends.mkldnn.conv, torch.backends.mkldnn.matmul
