@@ -51,7 +51,7 @@ def main() -> None:
     times: dict[str, float] = {}
     for name, (label, fraction, setting) in RUNS.items():
         for seed in (0, 1):
-            run = HERE / "runs" / f"{name}-s{seed}"
+            run = HERE / "logs" / f"{name}-s{seed}"
             if not (run / "history.csv").exists():
                 continue
             rows = history(run)
@@ -75,8 +75,8 @@ def main() -> None:
             print(f"- {RUNS[name][0]}: mean final {statistics.mean(accs):.2%} against {statistics.mean(base):.2%} "
                   f"({100 * (statistics.mean(accs) - statistics.mean(base)):+.2f} points), in "
                   f"{times[name] / times['shipped']:.2f} of the time ({times['shipped'] / times[name]:.2f}x faster)")
-    shipped_runs = [history(HERE / "runs" / f"shipped-s{seed}") for seed in (0, 1)
-                    if (HERE / "runs" / f"shipped-s{seed}" / "history.csv").exists()]
+    shipped_runs = [history(HERE / "logs" / f"shipped-s{seed}") for seed in (0, 1)
+                    if (HERE / "logs" / f"shipped-s{seed}" / "history.csv").exists()]
     epoch_min = FACES / rates["shipped"] / 60
     print("\nTime to the same validation accuracy: when the recipe as shipped first reached each run's final "
           "accuracy (its epochs at the shipped rate):")
