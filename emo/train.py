@@ -119,8 +119,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             else:
                 p.add_argument(opt.flag, type=opt.type, default=opt.default, metavar=opt.metavar, help=opt.help)
     p.add_argument("--no-fast-path", dest="fast_path", action="store_false",
-                   help="on the CPU, draw dropout masks with torch's own generator and let memory be freed as "
-                   "usual (the recipe as it ran before the fast path; emo.fastpath)")
+                   help="on the CPU, draw dropout masks with torch's own generator, let memory be freed as usual "
+                   "and multiply in float32 on AMX CPUs too (the recipe as it ran before the fast path; emo.fastpath)")
     p.add_argument("--progressive", type=float, default=d.progressive, metavar="FRACTION",
                    help="train the first FRACTION of the epochs on smaller crops (--progressive-size), "
                    "then at the model's input size (0 = off)")
