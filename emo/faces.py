@@ -56,6 +56,14 @@ class HaarDetector:
         return drop_nested((np.asarray(boxes, np.float64).reshape(-1, 4) * scale).round().astype(int))
 
 
+def intersections(a: Boxes, b: Boxes) -> np.ndarray:
+    """len(a) x len(b) areas of overlap of boxes (x, y, w, h)."""
+    a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
+    iw = np.minimum(a[:, 0:1] + a[:, 2:3], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0:1], b[:, 0])
+    ih = np.minimum(a[:, 1:2] + a[:, 3:4], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1:2], b[:, 1])
+    return np.clip(iw, 0, None) * np.clip(ih, 0, None)
+
+
 def drop_nested(boxes: Boxes, overlap: float = 0.5) -> Boxes:
     """``boxes`` without those that lie mostly (``overlap`` of their area or more) inside a larger one: a face
     gets one box, where a cascade sometimes returns a second, smaller one inside it (the larger is kept)."""
@@ -63,12 +71,10 @@ def drop_nested(boxes: Boxes, overlap: float = 0.5) -> Boxes:
     if len(boxes) < 2:
         return boxes
     area = boxes[:, 2] * boxes[:, 3]
+    inter = intersections(boxes, boxes)
     kept: list[int] = []
     for i in np.argsort(-area, kind="stable"):
-        x, y, w, h = boxes[i]
-        inside = [max(0, min(x + w, boxes[j, 0] + boxes[j, 2]) - max(x, boxes[j, 0]))
-                  * max(0, min(y + h, boxes[j, 1] + boxes[j, 3]) - max(y, boxes[j, 1])) for j in kept]
-        if not any(a >= overlap * area[i] for a in inside):
+        if not any(inter[i, j] >= overlap * area[i] for j in kept):
             kept.append(int(i))
     return boxes[sorted(kept)]
 

@@ -17,15 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emo.faces import intersections
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """len(a) x len(b) intersection over union of boxes (x, y, w, h)."""
     a, b = np.asarray(a, float).reshape(-1, 4), np.asarray(b, float).reshape(-1, 4)
-    ax1, ay1, ax2, ay2 = a[:, 0:1], a[:, 1:2], a[:, 0:1] + a[:, 2:3], a[:, 1:2] + a[:, 3:4]
-    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
-    inter = iw * ih
+    inter = intersections(a, b)
     union = a[:, 2:3] * a[:, 3:4] + b[:, 2] * b[:, 3] - inter
     return inter / np.maximum(union, 1e-9)
 
