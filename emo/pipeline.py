@@ -67,7 +67,7 @@ class EmotionPipeline:
         self.tracker.reset()
 
     def detect(self, frame: np.ndarray) -> list[Face]:
-        """The faces the detector finds in ``frame``, classified (and smoothed with the previous frame's)."""
+        """The faces the detector finds in ``frame``, classified (and smoothed along their tracks)."""
         gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         return self.classify(gray, self.detector(gray))  # type: ignore[misc]
 
@@ -81,7 +81,7 @@ class EmotionPipeline:
 
     def classify(self, gray: np.ndarray, boxes: Boxes, margin: float | None = None) -> list[Face]:
         """The faces in ``boxes`` of the gray frame, cropped (with ``margin``, default the pipeline's), classified
-        in one batch and smoothed with the overlapping faces of the previous frame."""
+        in one batch, numbered by :attr:`tracker` and smoothed along each track."""
         boxes = boxes[np.argsort(boxes[:, 0], kind="stable")] if len(boxes) else boxes  # listed left to right
         numbers = self.tracker.update(boxes)
         live = {t.number for t in self.tracker.tracks}
@@ -105,14 +105,13 @@ class EmotionPipeline:
         face. Text grows with the frame (:func:`text_scale`)."""
         out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame.copy()
         s = text_scale(out.shape)
-        boxes = [f.box for f in faces]
         for k, f in enumerate(faces, 1):
             x, y, w, h = f.box
             cv2.rectangle(out, (x, y), (x + w, y + h), (0, 220, 0), max(2, round(2 * s)))
             text = f"{f.track or k} {f.label} {f.confidence:.0%}"
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, max(1, round(2 * s)))
             pad = round(6 * s)
-            ty = label_baseline(out.shape, f.box, (tw + pad, th + pad), [b for b in boxes if b is not f.box])
+            ty = label_baseline(out.shape, f.box, (tw + pad, th + pad), [o.box for o in faces if o is not f])
             cv2.rectangle(out, (x, ty - th - pad), (x + tw + pad, ty + pad // 2), (0, 220, 0), -1)
             cv2.putText(out, text, (x + pad // 2, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * s, (0, 0, 0),
                         max(1, round(2 * s)), cv2.LINE_AA)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -184,7 +183,7 @@ def photo_faces(pipeline: EmotionPipeline, image: np.ndarray, detect: str) -> tu
 ANNOTATED_MIN_SIDE = 240
 
 
-def annotated_copy(pipeline: EmotionPipeline, image: np.ndarray, faces: list[Face], found_by: str) -> np.ndarray:
+def annotated_copy(pipeline: EmotionPipeline, image: np.ndarray, faces: list[Face]) -> np.ndarray:
     """The photo with its faces drawn: a small photo (a face cropped already) enlarged first, so that its label
     fits; the bars in a panel beside the photo, where they hide no face."""
     scale = max(1, int(np.ceil(ANNOTATED_MIN_SIDE / min(image.shape[:2]))))
@@ -199,7 +198,7 @@ def analyse_photo(pipeline: EmotionPipeline, image: np.ndarray, job: Job, out: P
                   columns: list[str], detect: str = "auto") -> list[dict[str, object]]:
     pipeline.reset()
     faces, found_by = photo_faces(pipeline, image, detect)
-    ok, jpeg = cv2.imencode(".jpg", annotated_copy(pipeline, image, faces, found_by))
+    ok, jpeg = cv2.imencode(".jpg", annotated_copy(pipeline, image, faces))
     if not ok:
         raise SourceError(f"the annotated copy of {job.shown} could not be encoded as JPEG")
     (target,) = job.outputs(out)
@@ -278,15 +277,16 @@ def plot_emotions_over_time(rows: list[dict[str, object]], classes: list[str], f
     frames without that face are gaps in its lines. The ``max_people`` longest tracks of at least half a second
     are drawn; the figure says how many others were left out."""
     import matplotlib.pyplot as plt
-    counts = Counter(int(r["track"]) for r in rows)  # type: ignore[call-overload]
-    long_enough = [k for k, n in counts.most_common() if n >= fps / 2] or [k for k, _ in counts.most_common(1)]
-    shown = sorted(long_enough[:max_people])
+    tracks: dict[int, list[dict[str, object]]] = {}
+    for r in rows:
+        tracks.setdefault(int(r["track"]), []).append(r)  # type: ignore[call-overload]
+    longest = sorted(tracks, key=lambda k: -len(tracks[k]))
+    shown = sorted(([k for k in longest if len(tracks[k]) >= fps / 2] or longest[:1])[:max_people])
     fig, axes = plt.subplots(max(1, len(shown)), 1, figsize=(9, 1.2 + 2.3 * max(1, len(shown))), sharex=True,
                              squeeze=False)
     t = np.arange(frames) / fps
     for ax, k in zip(axes[:, 0], shown):
-        smooth = emotions_over_time([r for r in rows if int(r["track"]) == k], classes, frames,  # type: ignore
-                                    int(round(fps / 2)))
+        smooth = emotions_over_time(tracks[k], classes, frames, int(round(fps / 2)))
         for j, c in enumerate(classes):
             ax.plot(t, smooth[:, j], label=c)
         ax.set(ylabel=f"person {k}\nprobability", ylim=(0, 1.05))
@@ -294,7 +294,7 @@ def plot_emotions_over_time(rows: list[dict[str, object]], classes: list[str], f
         axes[0, 0].legend(ncol=len(classes), fontsize=8, loc="upper center")
     else:
         axes[0, 0].text(0.5, 0.5, "no face found", ha="center", va="center", transform=axes[0, 0].transAxes)
-    left_out = len(counts) - len(shown)
+    left_out = len(tracks) - len(shown)
     axes[0, 0].set_title(f"{title}: emotions over time"
                          + (f" ({left_out} shorter track{'s' * (left_out > 1)} not drawn)" if left_out else ""))
     axes[-1, 0].set_xlabel("time (s)")
