@@ -105,7 +105,8 @@ class Trainer:
         pix = train.images[keep].astype(np.float32) / 255.0  # the preprocessing travels with the weights:
         set_preprocessing(self.model, Preprocessing(self.model.input_size, float(pix.mean()), float(pix.std())))
         self.model.to(self.device).to(memory_format=torch.channels_last)
-        if cfg.fast_path and self.device.type == "cpu":
+        self.fast_path = cfg.fast_path and self.device.type == "cpu"  # (emo.fastpath: the CPU only)
+        if self.fast_path:
             use_fast_path(self.model)  # cheaper dropout masks, freed memory kept (emo.fastpath; same weights)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # under torchrun each process trains on its shard of the epoch (as DistributedSampler pads it)
@@ -230,46 +231,41 @@ class Trainer:
         size = cfg.input_size_at(self.epoch)  # smaller crops early in a progressive run
         bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
                    leave=False, disable=not (self.progress and self.world.is_main), mininterval=2.0)
-        with implicit_bf16(cfg.fast_path and self.device.type == "cpu"):  # (AMX CPUs; validation stays float32)
-            return self._train_steps(bar, order, g, pre, n_classes, size)
-
-    def _train_steps(self, bar: Any, order: torch.Tensor, g: torch.Generator, pre: Preprocessing, n_classes: int,
-                     size: int) -> tuple[float, float]:
-        cfg = self.cfg
         tot_loss = tot_correct = seen = 0.0
-        for i in bar:
-            idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
-            y = self.train_labels[idx]
-            x = pre.normalized(augment(x, size, g, scale=cfg.crop_scale, degrees=cfg.rotation))
-            extra = [ext.batch_targets(self, idx) for ext in self.extensions]  # blended with the labels' partners
-            t = torch.cat([F.one_hot(y, n_classes).float()] + [e for e in extra if e is not None], 1)
-            x, t = mixup(x, t, cfg.mixup_alpha, g)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with self.autocast():
-                logits = self.net(x)
-            loss = focal_loss(logits, t[:, :n_classes], cfg.gamma)
-            start = n_classes
-            for ext, e in zip(self.extensions, extra):
-                mine = None if e is None else t[:, start:start + e.shape[1]]
-                start += 0 if e is None else e.shape[1]
-                loss = ext.loss(self, logits, x, loss, mine)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the training loss is {float(loss.detach())} at epoch {self.epoch + 1}, "
-                                         f"step {i + 1}: training diverged (try a lower --lr); nothing of this "
-                                         "epoch was saved")
-            self.opt.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()  # (the scaler passes the loss through unless fp16 is on)
-            self.scaler.step(self.opt)
-            self.scaler.update()
-            self.sched.step()
-            if self.on_step:
-                self.on_step(self.epoch * self.steps_per_epoch + i + 1)
-            tot_loss += float(loss.detach()) * len(y)
-            tot_correct += float((logits.argmax(1) == t[:, :n_classes].argmax(1)).sum())
-            seen += len(y)
-            if i % 20 == 0:
-                bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
+        with implicit_bf16(self.fast_path):  # (AMX CPUs: bfloat16 products in the steps; validation stays float32)
+            for i in bar:
+                idx = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                x = self.train_images[idx].float().div_(255.0).unsqueeze(1)
+                y = self.train_labels[idx]
+                x = pre.normalized(augment(x, size, g, scale=cfg.crop_scale, degrees=cfg.rotation))
+                extra = [ext.batch_targets(self, idx) for ext in self.extensions]  # blended with the labels' partners
+                t = torch.cat([F.one_hot(y, n_classes).float()] + [e for e in extra if e is not None], 1)
+                x, t = mixup(x, t, cfg.mixup_alpha, g)
+                x = x.contiguous(memory_format=torch.channels_last)
+                with self.autocast():
+                    logits = self.net(x)
+                loss = focal_loss(logits, t[:, :n_classes], cfg.gamma)
+                start = n_classes
+                for ext, e in zip(self.extensions, extra):
+                    mine = None if e is None else t[:, start:start + e.shape[1]]
+                    start += 0 if e is None else e.shape[1]
+                    loss = ext.loss(self, logits, x, loss, mine)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"the training loss is {float(loss.detach())} at epoch {self.epoch + 1}, "
+                                             f"step {i + 1}: training diverged (try a lower --lr); nothing of this "
+                                             "epoch was saved")
+                self.opt.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()  # (the scaler passes the loss through unless fp16 is on)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+                self.sched.step()
+                if self.on_step:
+                    self.on_step(self.epoch * self.steps_per_epoch + i + 1)
+                tot_loss += float(loss.detach()) * len(y)
+                tot_correct += float((logits.argmax(1) == t[:, :n_classes].argmax(1)).sum())
+                seen += len(y)
+                if i % 20 == 0:
+                    bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_correct / seen:.3f}")
         tot_loss, tot_correct, seen = distributed.sum_over_processes(tot_loss, tot_correct, seen)
         return tot_loss / seen, tot_correct / seen
 
