@@ -52,9 +52,9 @@ from emo.peers import INSTALL, FerClassifier, fer_model_file
 from emo.pipeline import live_pipeline
 from emo.preprocess import preprocessing_of, set_preprocessing
 from emo.splits import load_splits
+from emo.trainbench import FER_TRAIN_FACES as TRAIN_FACES
+from emo.trainbench import SETTINGS, compare, format_table
 from emo.video import FrameSource, sample_photo, write_test_video
-
-TRAIN_FACES = 28709  # FER-2013 Training
 
 
 def cpu_name() -> str:
@@ -507,13 +507,10 @@ def section(text: str, title: str) -> str:
 def train_command(a: Any, argv: list[str] | None) -> int:
     """``python -m emo.bench --train``: the training-throughput table (:mod:`emo.trainbench`), printed, and
     (unless ``--quick``) put in place of its section of ``--out`` (the rest of the file is kept)."""
-    from emo.recipe import Recipe
-    from emo.trainbench import SETTINGS, compare, format_table
-
     quick = dict(steps=3, warmup=1, batch=8, rounds=1, source="synthetic") if a.quick else {}
     names = ["shipped", "fast"] if a.quick else list(SETTINGS)  # (--quick: the tests' two processes)
     result = compare(names, threads=torch.get_num_threads(), **quick)  # type: ignore[arg-type]
-    md = format_table(result, Recipe().progressive)  # (a progressive default would be the summary's fastest)
+    md = format_table(result)
     print(md)
     out = a.out or (None if a.quick else str(RESULTS_DIR / "benchmarks.md"))
     if out:

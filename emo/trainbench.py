@@ -38,6 +38,8 @@ class Setting:
     env: tuple[tuple[str, str], ...] = ()  # environment variables of its process
 
 
+FER_TRAIN_FACES = 28709  # an epoch of FER-2013's training faces
+
 #: What ``emo.bench --train`` compares: the recipe as it ran before the fast path, the fast path's parts added one
 #: by one (the last is the default), bfloat16 autocast (not taken), and an epoch of a progressive run at 32 px.
 SETTINGS = {
@@ -69,7 +71,7 @@ def measure(name: str, steps: int, warmup: int, batch: int, source: str = "auto"
     timed = stamps[warmup:]
     rate = batch * (len(timed) - 1) / (timed[-1] - timed[0])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else float("nan")  # (KiB on Linux)
-    return {"setting": name, "faces_per_s": rate, "size": cfg.input_size_at(0), "dataset": t.splits.dataset,
+    return {"setting": name, "faces_per_s": rate, "dataset": t.splits.dataset,
             "threads": torch.get_num_threads(), "peak_mib": peak}
 
 
@@ -100,12 +102,7 @@ def compare(names: list[str], steps: int = 20, warmup: int = 3, batch: int = 128
             "steps": steps, "warmup": warmup, "batch": batch, "rounds": rounds, **info}
 
 
-def progressive_rate(fast: float, small: float, fraction: float) -> float:
-    """Faces per second over a whole run that trains ``fraction`` of its epochs at the ``small`` rate."""
-    return 1.0 / (fraction / small + (1 - fraction) / fast)
-
-
-def format_table(result: dict[str, Any], fraction: float = 0.0) -> str:
+def format_table(result: dict[str, Any]) -> str:
     """The markdown table and the summary line ``training: BASE faces/s as shipped, BEST faces/s ...``."""
     rates, base = result["rates"], result["rates"]["shipped"]
     lines = [f"Training throughput with the full recipe (augmentation, MixUp, focal loss, AdamW, One-Cycle; "
@@ -113,21 +110,13 @@ def format_table(result: dict[str, Any], fraction: float = 0.0) -> str:
              f"{result['dataset']}: the median of {result['rounds']} runs of {result['steps']} steps after "
              f"{result['warmup']} of warm-up, each in a process of its own, the settings taking turns. 1-minute "
              f"load average {result['load'][0]:.2f} before, {result['load'][1]:.2f} after.", "",
-             "| setting | faces/s | epoch of 28,709 faces | vs as shipped | peak memory of the process |",
+             f"| setting | faces/s | epoch of {FER_TRAIN_FACES:,} faces | vs as shipped | peak memory of the process |",
              "|---|---:|---:|---:|---:|"]
     for name, rate in rates.items():
-        lines.append(f"| {SETTINGS[name].name} | {rate:,.0f} | {28709 / rate / 60:.1f} min | {rate / base:.2f}x | "
-                     f"{result['peaks'][name]:,.0f} MiB |")
-    best_name = max((n for n in rates if n != "small"), key=lambda n: rates[n])  # (32 px: not a whole run's rate)
-    best = rates[best_name]
+        lines.append(f"| {SETTINGS[name].name} | {rate:,.0f} | {FER_TRAIN_FACES / rate / 60:.1f} min | "
+                     f"{rate / base:.2f}x | {result['peaks'][name]:,.0f} MiB |")
+    best = max(rate for name, rate in rates.items() if name != "small")  # (a 32 px epoch is not a whole run's rate)
     line = f"training: {base:,.0f} faces/s as shipped, {best:,.0f} faces/s fastest, ratio {best / base:.2f}"
-    if fraction and "small" in rates and "fast" in rates:
-        run = progressive_rate(rates.get("masks", rates["fast"]), rates["small"], fraction)
-        lines += ["", f"A progressive run (`--progressive {fraction:g}`: the first {fraction:.0%} of the epochs on "
-                  f"32 px crops, the rest at 48) averages {run:,.0f} faces/s over its epochs."]
-        line = (f"training: {base:,.0f} faces/s as shipped, {run:,.0f} faces/s fastest (the fast path with "
-                f"--progressive {fraction:g}), ratio {run / base:.2f} of the times to the same validation accuracy "
-                "(experiments/train_speed)")
     return "\n".join(lines + ["", line]) + "\n"
 
 
