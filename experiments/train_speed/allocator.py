@@ -7,6 +7,7 @@ setting is process-wide), and torch's dropout against emo.fastpath.BitsDropout o
 """
 
 import json
+import statistics
 import os
 import subprocess
 import sys
@@ -14,16 +15,11 @@ import time
 
 import torch
 
+from emo.bench import timed
+
 
 def median_ms(fn, n: int = 15) -> float:
-    fn()
-    fn()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * sorted(times)[n // 2]
+    return 1000 * statistics.median(timed(fn, n, warmup=2))
 
 
 def one(keep: bool) -> dict:
