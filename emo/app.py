@@ -86,7 +86,7 @@ class EmoWindow(QMainWindow):
         self.view.setWordWrap(True)  # (a message as long as a path wraps instead of running off both edges)
         self.panel = QLabel(faces_html([]), alignment=Qt.AlignTop | Qt.AlignLeft)
         self.panel.setTextFormat(Qt.RichText)
-        self.panel.setFixedWidth(230)
+        self.panel.setFixedWidth(250)
         self.panel.setStyleSheet("background: #2a2a2a; color: #f0f0f0; padding: 8px; font-family: monospace;")
         body = QWidget()
         row = QHBoxLayout(body)

@@ -51,7 +51,7 @@ from emo.datasets import (
     DataImportError,
     FaceDataset,
 )
-from emo.faces import HaarDetector, crop_faces
+from emo.faces import FACE_MARGIN, crop_faces, default_detector, locate
 from emo.files import IMAGE_SUFFIXES, check_regular, check_size, limit_from_env, write_bytes
 from emo.images import MAX_IMAGE_MB, decode_image
 from emo.synthetic import FACE_SIZE
@@ -282,7 +282,7 @@ class _FaceCropper:
 
     def __init__(self, size: int, detect: bool) -> None:
         self.size = size
-        self.detector = HaarDetector() if detect else None  # as the demos run it
+        self.detector = default_detector() if detect else None  # as the demos run it
 
     def __call__(self, gray: np.ndarray) -> np.ndarray | None:
         if self.detector is None:
@@ -291,11 +291,12 @@ class _FaceCropper:
                 return face
             interp = cv2.INTER_AREA if face.shape[0] > self.size else cv2.INTER_LINEAR
             return cv2.resize(face, (self.size, self.size), interpolation=interp)
-        boxes = self.detector(gray)
+        boxes, angles = locate(self.detector, gray)
         if len(boxes) == 0:
             return None
-        largest = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])][None]
-        return crop_faces(gray, largest, self.size)[0]
+        i = int(np.argmax(boxes[:, 2] * boxes[:, 3]))  # the largest face, framed and leveled as the demos do
+        return crop_faces(gray, boxes[i:i + 1], self.size, getattr(self.detector, "margin", FACE_MARGIN),
+                          angles[i:i + 1])[0]
 
 
 #: How many images the import samples to suggest --detect (:func:`framing`).
@@ -337,7 +338,7 @@ def framing(sizes: list[tuple[int, int]], sample: list[np.ndarray], size: int) -
     side = int(np.median([min(h, w) for h, w in sizes]))
     if side <= 2 * size:
         return {}
-    detector = HaarDetector()
+    detector = default_detector(quiet=True)
     one = sum(len(detector(g)) == 1 for g in sample)
     return {"median_side": side, "sampled": len(sample), "one_face": int(one)}
 

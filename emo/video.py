@@ -46,7 +46,9 @@ class FrameSource:
     """Frames as BGR arrays from a camera index, a video file or a still image (repeated).
 
     ``read()`` returns ``None`` at the end of a video; an image yields the same frame each call.
-    ``release()`` frees the camera; the object is also a context manager and an iterator.
+    ``release()`` frees the camera; the object is also a context manager and an iterator. Video frames wider
+    than ``size`` are shrunk to its width (the live demos' cost per frame); a still image is kept whole, so the
+    live demos and ``emo.predict`` classify the same pixels of a photo.
     """
 
     def __init__(self, source: int | str | Path, size: tuple[int, int] | None = (640, 480)) -> None:
@@ -105,7 +107,7 @@ class FrameSource:
             ok, frame = self.cap.read()
             if not ok:
                 return None
-        if self.size and self.kind != "camera" and frame.shape[1] > self.size[0]:
+        if self.size and self.kind == "video" and frame.shape[1] > self.size[0]:
             s = self.size[0] / frame.shape[1]
             frame = cv2.resize(frame, (self.size[0], round(frame.shape[0] * s)), interpolation=cv2.INTER_AREA)
         return frame
@@ -210,3 +212,60 @@ def sample_photo() -> np.ndarray:
     except ImportError as e:
         raise RuntimeError("sample_photo needs scikit-image: pip install scikit-image (in the dev extra)") from e
     return cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def _portraits() -> list[np.ndarray]:
+    """Head-and-shoulders cut-outs (BGR) of public-domain photos that ship offline: Eileen Collins (scikit-image's
+    ``astronaut``), Grace Hopper (Matplotlib's sample data), scikit-image's ``camera`` man."""
+    try:
+        from matplotlib import cbook
+        from skimage import data as skdata
+    except ImportError as e:
+        raise RuntimeError("the sample pictures need scikit-image and Matplotlib (in the dev extra)") from e
+    hopper = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    return [sample_photo()[10:340, 100:370], hopper[40:470, 80:440],
+            cv2.cvtColor(skdata.camera()[70:280, 150:330], cv2.COLOR_GRAY2BGR)]
+
+
+def _paste(canvas: np.ndarray, part: np.ndarray, x: int, y: int, height: int, angle: float = 0.0,
+           mirror: bool = False) -> None:
+    width = round(height * part.shape[1] / part.shape[0])
+    part = cv2.resize(part[:, ::-1] if mirror else part, (width, height), interpolation=cv2.INTER_AREA)
+    if angle:
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+        part = cv2.warpAffine(part, turn, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    h, w = min(height, canvas.shape[0] - y), min(width, canvas.shape[1] - x)
+    canvas[y:y + h, x:x + w] = part[:h, :w]
+
+
+def sample_group() -> np.ndarray:
+    """A generated group photo, 1800x1100, BGR: five faces of 75-210 pixels (one head tilted by 20 degrees),
+    cut from the public-domain portraits that ship offline (never FER-2013), on a gray background."""
+    collins, hopper, camera = _portraits()
+    canvas = np.full((1100, 1800, 3), 105, np.uint8)
+    canvas[:] += np.linspace(0, 40, 1800, dtype=np.uint8)[None, :, None]
+    for part, x, y, height, angle, mirror in [(collins, 60, 420, 620, 0, False), (hopper, 560, 300, 560, 20, False),
+                                              (camera, 1040, 560, 380, 0, False), (collins, 1330, 640, 300, 0, True),
+                                              (hopper, 1560, 700, 260, 0, True)]:
+        _paste(canvas, part, x, y, height, angle, mirror)
+    return canvas
+
+
+def write_pair_video(path: str | Path, frames: int = 90, fps: float = 30.0) -> Path:
+    """A 640x480 video of two people side by side (Collins and Hopper, public domain): the camera slowly drifts,
+    and at the middle Hopper's head tilts by up to 25 degrees and back; input for demos and exercises."""
+    path = Path(path)
+    collins, hopper, _ = _portraits()
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), fps, (640, 480))
+        if not writer.isOpened():
+            raise SourceError(f"cannot write a video at {path}: is its folder writable?")
+        for i in range(frames):
+            t = i / max(frames - 1, 1)
+            canvas = np.full((480, 640, 3), 60, np.uint8)
+            dx = round(30 * np.sin(2 * np.pi * t))
+            _paste(canvas, collins, 40 + dx, 80, 380)
+            _paste(canvas, hopper, 320 + dx, 60, 400, angle=25 * np.sin(np.pi * t) ** 2)
+            writer.write(canvas)
+        writer.release()
+    return path

@@ -94,3 +94,18 @@ def test_the_training_benchmark_compares_settings_each_in_its_own_process_and_ke
     last = [line for line in text.splitlines() if line.startswith("training: ")][-1]
     assert last.startswith(f"training: {rates['shipped']:,.0f} faces/s as shipped, {max(rates.values()):,.0f} faces/s")
     assert f"ratio {max(ratios):.2f}" in last  # the fastest setting's ratio to the recipe as shipped
+
+
+def test_the_demo_benchmark_times_each_detector_idle_and_busy_and_keeps_the_rest_of_the_table(tmp_path):
+    from emo import mtcnn
+    from emo.bench import main
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nthe inference tables\n\n## Live demo\n\nan old table\n\n"
+                   "## Training throughput\n\nkept\n")
+    assert main(["--demo", "--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "an old table" not in text and text.count("## Live demo") == 1 and text.endswith("kept\n")
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| ") and "FPS" not in line]
+    detectors = 2 if mtcnn.available() else 1
+    assert len(rows) == detectors * 2 * 2  # every frame and every few, idle and one core busy
+    assert all(float(r[-1].rstrip(" |")) > 0 for r in rows)

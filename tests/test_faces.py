@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emo.faces import HaarDetector, YuNetDetector, crop_faces
+from emo import mtcnn
+from emo.faces import HaarDetector, YuNetDetector, crop_faces, default_detector, outermost
 from emo.model import load_model
 from emo.pipeline import EmotionPipeline
 from emo.video import FpsMeter, FrameSource, SourceError, sample_photo
@@ -54,19 +55,19 @@ def test_pipeline_annotates_every_face(tiny_model_path):
     x, y, w, h = f.box
     assert annotated.shape[0] == img.shape[0] and annotated.shape[1] > img.shape[1]  # the bars in a panel beside
     assert not np.array_equal(annotated[:, :img.shape[1]], img)
-    assert (annotated[y, x + w // 2] == (0, 220, 0)).all()  # the green box is drawn on the face
+    assert (annotated[y + h // 2, x] == (0, 220, 0)).all()  # the green box is drawn around the face
     assert pipe.draw(img, []).shape == annotated.shape  # the same size with or without faces (a video's frames)
 
 
 def test_a_label_never_covers_another_face_and_the_panel_says_how_many_did_not_fit():
-    from emo.pipeline import Face, label_baseline, probability_panel
+    from emo.pipeline import Face, label_place, probability_panel
     upper, lower = (100, 40, 80, 80), (100, 125, 80, 80)  # one face just above the other
     size = (90, 24)
     for box, other in ((lower, upper), (upper, lower)):
-        ty = label_baseline((480, 640), box, size, [other])
+        lx, ty = label_place((480, 640), box, size, [other])
         top, bottom = ty - size[1], ty + size[1] // 3
         ox, oy, ow, oh = other
-        assert not (box[0] < ox + ow and ox < box[0] + size[0] and top < oy + oh and oy < bottom)
+        assert not (lx < ox + ow and ox < lx + size[0] and top < oy + oh and oy < bottom)
     faces = [Face((0, 0, 10, 10), np.full(7, 1 / 7), tuple("abcdefg"), k) for k in range(1, 6)]
     full = probability_panel(700, faces)
     cut = probability_panel(200, faces)  # room for one face's bars: the rest are counted, not drawn over
@@ -127,10 +128,82 @@ def test_fps_meter():
 
 
 def test_a_face_gets_one_box_where_the_cascade_returns_a_second_one_inside_it():
-    from emo.faces import drop_nested
     face, inner, neighbour = [100, 100, 120, 120], [130, 140, 50, 50], [260, 100, 110, 110]
-    kept = drop_nested(np.array([inner, face, neighbour]))
-    assert kept.tolist() == [face, neighbour]  # the larger box stays, in the order given; a neighbour stays
+    kept = outermost(np.array([inner, face, neighbour]))
+    assert kept.tolist() == [1, 2]  # the larger box stays, in the order given; a neighbour stays
     touching = [200, 100, 120, 120]  # overlapping a fifth of its area: another face, kept
-    assert len(drop_nested(np.array([face, touching]))) == 2
-    assert drop_nested(np.zeros((0, 4), int)).shape == (0, 4)
+    assert len(outermost(np.array([face, touching]))) == 2
+    assert outermost(np.zeros((0, 4), int)).shape == (0,)
+
+
+def test_haar_looks_for_faces_relative_to_the_frame_not_in_pixels():
+    photo = cv2.cvtColor(sample_photo(), cv2.COLOR_BGR2GRAY)
+    small = HaarDetector()(photo)
+    large = HaarDetector()(cv2.resize(photo, (2048, 2048), interpolation=cv2.INTER_CUBIC))  # 4x the pixels a side
+    assert len(small) == len(large) == 1
+    assert _iou(large[0] / 4, small[0]) > 0.8  # the same face, though the frame was shrunk to 1/4 first
+    assert len(HaarDetector(min_face=0.3)(photo)) == 0  # the face is 0.19 of the side: smaller than asked for
+    with pytest.raises(ValueError, match="min_face=2"):
+        HaarDetector(min_face=2)
+
+
+def _turned(image, angle):
+    h, w = image.shape[:2]
+    return cv2.warpAffine(image, cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), (w, h),
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_crop_faces_turns_a_tilted_face_upright():
+    gray = cv2.cvtColor(sample_photo(), cv2.COLOR_BGR2GRAY)
+    box = np.array([ASTRONAUT_FACE])
+    upright = crop_faces(gray, box, 64).astype(float)
+    tilted = _turned(gray, 25)  # about the photo's centre; the face's centre moves with it
+    cx, cy = ASTRONAUT_FACE[0] + ASTRONAUT_FACE[2] / 2, ASTRONAUT_FACE[1] + ASTRONAUT_FACE[3] / 2
+    m = cv2.getRotationMatrix2D((256, 256), 25, 1.0)
+    nx, ny = m @ [cx, cy, 1]
+    moved = np.array([[round(nx - 47.5), round(ny - 47.5), 95, 95]])
+    as_is = crop_faces(tilted, moved, 64).astype(float)
+    leveled = crop_faces(tilted, moved, 64, angles=np.array([-25.0])).astype(float)
+    corr = lambda a, b: np.corrcoef(a.ravel(), b.ravel())[0, 1]  # noqa: E731
+    assert corr(leveled, upright) > 0.95 > corr(as_is, upright) + 0.1
+    assert np.array_equal(crop_faces(gray, box, 64, angles=np.array([2.0])), crop_faces(gray, box, 64))  # < MIN_ROLL
+
+
+needs_mtcnn = pytest.mark.skipif(not mtcnn.available(), reason=f"MTCNN not installed: {mtcnn.INSTALL}")
+
+
+@needs_mtcnn
+def test_mtcnn_finds_the_face_framed_as_fer2013_and_how_far_it_is_turned():
+    photo = sample_photo()
+    boxes, angles = mtcnn.MTCNNDetector().locate(photo)
+    assert len(boxes) == 1 and _iou(boxes[0], ASTRONAUT_FACE) > 0.6 and boxes[0][2] == boxes[0][3]
+    assert abs(angles[0]) < 8
+    _, turned = mtcnn.MTCNNDetector().locate(_turned(photo, 20))  # counter-clockwise on screen
+    assert len(turned) == 1 and turned[0] == pytest.approx(angles[0] - 20, abs=5)
+    assert len(mtcnn.MTCNNDetector()(np.full((480, 640, 3), 128, np.uint8))) == 0
+    assert isinstance(default_detector(), mtcnn.MTCNNDetector)
+
+
+def test_the_demos_and_predict_find_the_same_faces_in_a_large_frame_with_small_faces(tiny_model_path, tmp_path):
+    from emo.pipeline import live_pipeline
+    x, y, w, h = ASTRONAUT_FACE
+    face = sample_photo()[y - 30:y + h + 40, x - 30:x + w + 30]  # the face and a little around it
+    frame = np.full((1400, 2000, 3), 90, np.uint8)
+    spots = [(150, 300), (900, 800), (1600, 200)]
+    for sx, sy in spots:  # three faces of about 115 pixels: 0.08 of the frame's height
+        frame[sy:sy + face.shape[0], sx:sx + face.shape[1]] = face
+    cv2.imwrite(str(tmp_path / "group.png"), frame)
+    model = load_model(tiny_model_path)
+    predict_faces = EmotionPipeline(model).detect(FrameSource(tmp_path / "group.png", size=None).read())  # emo.predict
+    live = live_pipeline(model)  # what the app and the widget run, on the frames their source gives
+    live_faces = live.detect(FrameSource(tmp_path / "group.png").read())
+    assert len(predict_faces) == 3
+    assert [f.box for f in live_faces] == [f.box for f in predict_faces]
+    assert np.allclose([f.probs for f in live_faces], [f.probs for f in predict_faces])
+    # the live demos detect every few frames: the frames between reuse the boxes, then the detector runs again
+    calls = []
+    detector = live.detector
+    live.detector = lambda image: calls.append(1) or detector(image)
+    for _ in range(2 * live.detect_every):
+        assert [f.box for f in live.detect(frame)] == [f.box for f in predict_faces]
+    assert len(calls) == 2

@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emo"
 #: Lowest first. The course's core (with what it needs to run: torchrun's processes, the ONNX Runtime path of
 #: load_model) ends with ``trainer``; the tools, the commands and the apps sit above it (README's Layout).
 CORE = ["files", "images", "network", "preprocess", "synthetic", "losses", "augment", "fastpath", "hooks",
-        "distributed", "faces", "tracking", "datasets", "importers", "splits", "plots", "checkpoint", "onnx_model",
-        "model", "evaluation", "recipe", "saliency", "pipeline", "video", "trainer"]
+        "distributed", "faces", "mtcnn", "tracking", "datasets", "importers", "splits", "plots", "checkpoint",
+        "onnx_model", "model", "evaluation", "recipe", "saliency", "pipeline", "video", "trainer"]
 TOOLS = ["inference_search", "finetune", "swa", "distill", "peers", "soup", "ensemble", "trainbench", "bench"]
 COMMANDS = ["cli", "train", "ablation", "evaluate", "export", "predict", "data", "app", "widget", "nbclean",
             "__init__"]

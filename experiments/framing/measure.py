@@ -23,10 +23,11 @@ import numpy as np
 from tqdm import tqdm
 
 from emo.evaluation import labels_in_model_order
-from emo.faces import FACE_MARGIN, _iou, crop_faces
+from emo.faces import FACE_MARGIN, HaarDetector, crop_faces
 from emo.model import load_model, predict_proba
 from emo.pipeline import EmotionPipeline
 from emo.splits import load_splits
+from emo.tracking import iou_matrix
 
 MARGINS = (-0.05, 0.0, 0.02, 0.04, 0.1, 0.2)
 
@@ -48,15 +49,16 @@ def main() -> None:
     splits = load_splits()
     split = getattr(splits, a.split)
     labels = labels_in_model_order(split, splits.classes, model)
-    pipe = EmotionPipeline(model, smoothing=0)
+    pipe = EmotionPipeline(model, HaarDetector(), smoothing=0)  # Haar's framing (MTCNN's: experiments/detectors/)
     rng = np.random.default_rng(0)
     found, boxes, frames, sides, shifts, placed_boxes = [], [], [], [], [], []
     t0 = time.time()
     for i, face in enumerate(tqdm(split.images, desc=f"detecting ({a.split})", unit="face", mininterval=10)):
         frame, placed = place(face, rng)
         det = pipe.detector(frame)
-        best = max(det, key=lambda b: _iou(np.asarray(placed), b), default=None)
-        if best is not None and _iou(np.asarray(placed), best) > 0.3:
+        iou = iou_matrix(np.asarray(placed), det)[0] if len(det) else np.zeros(0)
+        best = det[int(iou.argmax())] if len(det) else None
+        if best is not None and iou.max() > 0.3:
             found.append(i)
             boxes.append(best)
             placed_boxes.append(np.asarray(placed))

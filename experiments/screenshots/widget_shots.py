@@ -1,4 +1,4 @@
-"""Screenshots of the notebook widget (issue 32 item 6): JupyterLab in headless Chromium runs widget.ipynb,
+"""Screenshots of the notebook widget (issue 32 item 6, refreshed for issue 45): JupyterLab in headless Chromium runs widget.ipynb,
 and each widget's output is photographed into results/screenshots/.
 
 Needs Debian's chromium and Playwright (which drives it; no browser download):
@@ -46,7 +46,7 @@ def main(jupyter: str) -> None:
             page.click("text=Run", timeout=30_000)
             page.click("text=Run All Cells", timeout=30_000)
             try:
-                page.wait_for_function("document.querySelectorAll('.widget-image').length >= 2", timeout=180_000)
+                page.wait_for_function("document.querySelectorAll('.widget-image').length >= 3", timeout=180_000)
             except Exception:
                 page.screenshot(path="/tmp/widget_shots_failed.png")
                 raise
@@ -56,7 +56,7 @@ def main(jupyter: str) -> None:
                 news.first.click()
                 time.sleep(1)
             OUT.mkdir(parents=True, exist_ok=True)
-            for k, name in enumerate(("widget_photo", "widget_group")):
+            for k, name in enumerate(("widget_photo", "widget_group", "widget_pair")):
                 box = page.locator(".jp-OutputArea-output .widget-vbox").nth(k)
                 box.scroll_into_view_if_needed()
                 box.screenshot(path=str(OUT / f"{name}.jpg"), type="jpeg", quality=88)
