@@ -132,14 +132,14 @@ class YuNetDetector:
 
 
 def crop_faces(gray: np.ndarray, boxes: Boxes, size: int, margin: float = FACE_MARGIN,
-               angles: np.ndarray | None = None) -> np.ndarray:
+               angles: np.ndarray | None = None, min_roll: float = MIN_ROLL) -> np.ndarray:
     """Square crops around each box, grown by ``margin`` of its size on every side, resized to ``size``; where
     ``angles`` (degrees) are given, each face is first turned by its angle about the box's centre (the eyes
-    level; faces within :data:`MIN_ROLL` are left as they are)."""
+    level; faces turned by less than ``min_roll`` degrees are left as they are)."""
     out = np.zeros((len(boxes), size, size), np.uint8)
     H, W = gray.shape
     for i, (x, y, w, h) in enumerate(boxes):
-        angle = 0.0 if angles is None or abs(angles[i]) < MIN_ROLL else float(angles[i])
+        angle = 0.0 if angles is None or abs(angles[i]) < min_roll else float(angles[i])
         side = max(w, h) * (1 + 2 * margin)
         grow = 1.5 if angle else 1.0  # turning a square needs its surroundings: cut a larger one, then its middle
         cx, cy = x + w / 2, y + h / 2

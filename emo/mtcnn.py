@@ -57,6 +57,8 @@ class MTCNNDetector:
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """MTCNN's own output for a gray or BGR frame: N x 4 boxes (x0, y0, x1, y1) and N x 5 x 2 landmarks (the
         eye on the image's left, the other eye, the nose, the mouth's left and right corners)."""
+        if min(image.shape[:2]) < 12:  # below MTCNN's smallest window: no face can be found (and its pyramid is empty)
+            return np.zeros((0, 4)), np.zeros((0, 5, 2))
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
         px = max(12, round(self.min_face * min(rgb.shape[:2])))
         net = self._nets.get(px) or self._nets.setdefault(px, self._make(px))
@@ -80,6 +82,10 @@ class MTCNNDetector:
         squares = np.c_[cx - side / 2, cy - side / 2, side, side].round().astype(int)
         eyes = points[:, :2]
         angles = np.degrees(np.arctan2(eyes[:, 1, 1] - eyes[:, 0, 1], eyes[:, 1, 0] - eyes[:, 0, 0]))
+        # MTCNN's pyramid starts at the smallest face asked for but still finds some smaller ones: the policy is
+        # a floor, so that a smaller min_face is the only way to get smaller faces (the same in every demo)
+        large = squares[:, 2] >= self.min_face * min(image.shape[:2])
+        squares, angles = squares[large], angles[large]
         keep = outermost(squares)
         return squares[keep], angles[keep]
 

@@ -181,6 +181,9 @@ def test_mtcnn_finds_the_face_framed_as_fer2013_and_how_far_it_is_turned():
     _, turned = mtcnn.MTCNNDetector().locate(_turned(photo, 20))  # counter-clockwise on screen
     assert len(turned) == 1 and turned[0] == pytest.approx(angles[0] - 20, abs=5)
     assert len(mtcnn.MTCNNDetector()(np.full((480, 640, 3), 128, np.uint8))) == 0
+    assert len(mtcnn.MTCNNDetector(min_face=0.3)(photo)) == 0  # the face is 0.19 of the side: smaller than asked
+    for tiny in [(1, 1, 3), (10, 10, 3), (3, 3), (11, 5000, 3)]:  # smaller than any face it can find: none
+        assert len(mtcnn.MTCNNDetector()(np.zeros(tiny, np.uint8))) == 0
     assert isinstance(default_detector(), mtcnn.MTCNNDetector)
 
 
