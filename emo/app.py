@@ -164,7 +164,8 @@ class EmoWindow(QMainWindow):
     def _fit(self) -> None:
         """The whole frame, as large as the view allows, at its own aspect ratio (letterboxed)."""
         if self._pixmap is not None:
-            self.view.setPixmap(self._pixmap.scaled(self.view.size(), Qt.KeepAspectRatio, Qt.SmoothTransformation))
+            area = self.view.contentsRect().size()  # (inside its frame and margins: the whole picture shows)
+            self.view.setPixmap(self._pixmap.scaled(area, Qt.KeepAspectRatio, Qt.SmoothTransformation))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         super().resizeEvent(event)

@@ -2,19 +2,16 @@
 
 Detectors are callables ``image -> N x 4 boxes (x, y, w, h)`` (gray or BGR frames); one that also knows how
 far each face is tilted has ``locate(image) -> (boxes, angles)``. All share one policy: faces of at least
-:data:`MIN_FACE` of the frame's shorter side, one box per face. :func:`default_detector` is the one the demos
-and ``emo.predict`` use: MTCNN (:mod:`emo.mtcnn`, from the ``facenet-pytorch`` wheel) where it is installed,
-else :class:`HaarDetector`, the cascade shipped inside the OpenCV 4.x wheel (OpenCV 5 wheels dropped
-``CascadeClassifier``, hence ``opencv-python-headless<5``), with a one-line note. :func:`crop_faces` cuts a
-square around each box, grown by :data:`FACE_MARGIN` and turned upright where the angle is known, padded with
-edge pixels where it leaves the frame. What is done with the faces is :mod:`emo.pipeline`'s; where frames come
-from is :mod:`emo.video`'s. This module imports nothing else of ``emo`` (:func:`default_detector` imports
-:mod:`emo.mtcnn` when called).
+:data:`MIN_FACE` of the frame's shorter side, one box per face. :class:`HaarDetector` is the cascade shipped
+inside the OpenCV 4.x wheel (OpenCV 5 wheels dropped ``CascadeClassifier``, hence ``opencv-python-headless<5``);
+the demos and ``emo.predict`` use :func:`emo.mtcnn.default_detector` (MTCNN where installed, else Haar).
+:func:`crop_faces` cuts a square around each box, grown by :data:`FACE_MARGIN` and turned upright where the
+angle is known, padded with edge pixels where it leaves the frame. What is done with the faces is
+:mod:`emo.pipeline`'s; where frames come from is :mod:`emo.video`'s. This module imports nothing else of ``emo``.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Protocol
 
@@ -71,18 +68,6 @@ class HaarDetector:
                                               minSize=(side, side))
         boxes = (np.asarray(boxes, np.float64).reshape(-1, 4) * scale).round().astype(int)
         return boxes[outermost(boxes)]
-
-
-def default_detector(min_face: float = MIN_FACE, quiet: bool = False) -> Detector:
-    """MTCNN where ``facenet-pytorch`` is installed, else Haar with a one-line note on stderr."""
-    from emo import mtcnn
-
-    if mtcnn.available():
-        return mtcnn.MTCNNDetector(min_face)
-    if not quiet:
-        print(f"note: MTCNN is not installed, so faces are found with OpenCV's Haar cascade, which misses turned, "
-              f"covered and small faces ({mtcnn.INSTALL})", file=sys.stderr)
-    return HaarDetector(min_face)
 
 
 def locate(detector: Detector, image: np.ndarray) -> tuple[Boxes, np.ndarray]:

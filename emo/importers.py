@@ -51,9 +51,10 @@ from emo.datasets import (
     DataImportError,
     FaceDataset,
 )
-from emo.faces import FACE_MARGIN, crop_faces, default_detector, locate
+from emo.faces import FACE_MARGIN, crop_faces, locate
 from emo.files import IMAGE_SUFFIXES, check_regular, check_size, limit_from_env, write_bytes
 from emo.images import MAX_IMAGE_MB, decode_image
+from emo.mtcnn import default_detector
 from emo.synthetic import FACE_SIZE
 
 #: Folder names of each split (lower-cased), and the usage code its faces are stored with.

@@ -8,17 +8,20 @@ torch the project already has. Install it without its pinned dependencies (they 
 Chosen over OpenCV's Haar cascade and MediaPipe's BlazeFace on placed FER-2013 faces, rotated and covered
 faces and three-face frames (``experiments/detectors/``): it finds the most faces, gives five landmarks (the
 eyes level a tilted head, :func:`emo.faces.crop_faces` with ``angles``), and its cost is set by the smallest
-face asked for relative to the frame, not by the frame's pixels. This module imports only :mod:`emo.faces`.
+face asked for relative to the frame, not by the frame's pixels. :func:`default_detector` is the one the demos
+and ``emo.predict`` use: MTCNN where the wheel is installed, else Haar with a one-line note. This module imports
+only :mod:`emo.faces`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import cv2
 import numpy as np
 
-from emo.faces import MIN_FACE, Boxes, outermost
+from emo.faces import MIN_FACE, Boxes, Detector, HaarDetector, outermost
 
 INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
 #: MTCNN's box is narrower and taller than a FER-2013 face's square; a square of this many times the box's
@@ -92,3 +95,12 @@ class MTCNNDetector:
     def __call__(self, image: np.ndarray) -> Boxes:
         return self.locate(image)[0]
 
+
+def default_detector(min_face: float = MIN_FACE, quiet: bool = False) -> Detector:
+    """MTCNN where ``facenet-pytorch`` is installed, else Haar with a one-line note on stderr."""
+    if available():
+        return MTCNNDetector(min_face)
+    if not quiet:
+        print(f"note: MTCNN is not installed, so faces are found with OpenCV's Haar cascade, which misses turned, "
+              f"covered and small faces ({INSTALL})", file=sys.stderr)
+    return HaarDetector(min_face)

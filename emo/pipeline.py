@@ -18,8 +18,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from emo.faces import FACE_MARGIN, Boxes, crop_faces, default_detector, locate
+from emo.faces import FACE_MARGIN, Boxes, crop_faces, locate
 from emo.model import Model, predict_proba
+from emo.mtcnn import default_detector
 from emo.tracking import Tracker
 
 
@@ -134,9 +135,10 @@ class EmotionPipeline:
             thick = max(1, round(2 * ls))
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * ls, thick)
             pad = round(6 * ls)
-            lx, ty = label_place(out.shape, f.box, (tw + pad, th + pad), [o.box for o in faces if o is not f] + labels)
-            labels.append((lx, ty - th - pad, tw + pad, th + pad + pad // 2))
-            cv2.rectangle(out, (lx, ty - th - pad), (lx + tw + pad, ty + pad // 2), (0, 220, 0), -1)
+            lw = tw + pad + thick  # (getTextSize leaves out part of the strokes' width)
+            lx, ty = label_place(out.shape, f.box, (lw, th + pad), [o.box for o in faces if o is not f] + labels)
+            labels.append((lx, ty - th - pad, lw, th + pad + pad // 2))
+            cv2.rectangle(out, (lx, ty - th - pad), (lx + lw, ty + pad // 2), (0, 220, 0), -1)
             cv2.putText(out, text, (lx + pad // 2, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * ls, (0, 0, 0), thick,
                         cv2.LINE_AA)
         if self.draw_bars:
@@ -210,7 +212,8 @@ def faces_html(faces: list[Face], bar: int = 20) -> str:
     for k, f in enumerate(faces, 1):
         cells = "".join(f"<tr><td>{c}</td><td><span style='color:#f0a000'>{'&#9608;' * round(bar * float(p))}</span>"
                         f"</td><td align='right'>{float(p):.0%}</td></tr>" for c, p in zip(f.classes, f.probs))
-        rows.append(f"<b>{f.track or k}: {f.label}</b><table>{cells}</table>")
+        rows.append(f"<b>{f.track or k}: {f.label}</b><table cellspacing='0' cellpadding='0' style='line-height: 1.3'>"
+                    f"{cells}</table>")
     return "".join(rows)
 
 
@@ -221,7 +224,7 @@ LIVE_DETECT_EVERY = 3
 
 def live_pipeline(model: Model, smoothing: float = 0.5, detect: bool = True) -> EmotionPipeline:
     """The pipeline of the live demos (the app, the notebook widget, the benchmark's demo rows): the same detector
-    and policy as ``emo.predict`` (:func:`emo.faces.default_detector`), run every :data:`LIVE_DETECT_EVERY`
+    and policy as ``emo.predict`` (:func:`emo.mtcnn.default_detector`), run every :data:`LIVE_DETECT_EVERY`
     frames, probability bars left to the demo's side panel; without ``detect``, each frame taken whole as one
     face that is cropped already."""
     return EmotionPipeline(model, default_detector() if detect else None, smoothing=smoothing, draw_bars=False,

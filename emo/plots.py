@@ -53,22 +53,23 @@ def plot_history(history: Sequence[dict[str, float]], title: str = "Learning cur
 
 def plot_inference_search(rows: Sequence[dict[str, Any]], ax: Any = None,
                           title: str = "Inference settings on validation") -> Figure:
-    """Validation accuracy per setting tried by ``emo.tune.tune_inference``: crops along x, a bar per BN source."""
+    """Validation accuracy per setting tried by ``emo.tune.tune_inference``: crops along x, a line of points per
+    BN source (points, not bars: the y-axis spans only the accuracies reached, and a bar's length would then
+    mislead), the legend outside the plot."""
     crops = sorted({r["crop"] for r in rows}, reverse=True)
     sources = list(dict.fromkeys(r["bn"] for r in rows))
-    fig, ax = _axes(ax, (6, 3.5))
-    width = 0.8 / len(sources)
-    for j, bn in enumerate(sources):
+    fig, ax = _axes(ax, (7.5, 3.5))
+    for bn in sources:
         acc = {r["crop"]: r["val_acc"] for r in rows if r["bn"] == bn}
-        ax.bar(np.arange(len(crops)) + j * width, [acc.get(c, np.nan) for c in crops], width,
-               label=f"BN statistics: {bn}")
+        ax.plot(np.arange(len(crops)), [acc.get(c, np.nan) for c in crops], marker="o", label=f"BN statistics: {bn}")
     best = max(rows, key=lambda r: r["val_acc"])
-    ax.axhline(best["val_acc"], ls="--", c="grey", lw=1)
-    ax.set_xticks(np.arange(len(crops)) + width * (len(sources) - 1) / 2, [f"{c:g}" for c in crops])
+    ax.axhline(best["val_acc"], ls="--", c="grey", lw=1, label=f"best: {best['val_acc']:.2%}")
+    ax.set_xticks(np.arange(len(crops)), [f"{c:g}" for c in crops])
     accs = [r["val_acc"] for r in rows]
     ax.set(xlabel="centre crop (fraction of the face's side)", ylabel="validation accuracy", title=title,
-           ylim=(min(accs) - 0.01, max(accs) + 0.01))
-    ax.legend(loc="lower left")
+           ylim=(min(accs) - 0.005, max(accs) + 0.005))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.1%}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -26,7 +26,7 @@ def test_window_annotates_video_frames_then_stops(qapp, tiny_model_path, face_vi
         assert len(win.last_faces) == 1 and win.last_faces[0].label in win.pipeline.model.classes
         pm = win.view.pixmap()
         assert not pm.isNull() and abs(pm.width() / pm.height() - 640 / 480) < 0.02  # whole, letterboxed
-        assert win.panel.text().startswith("<b>1: ")  # the side panel, numbered like the box
+        assert win.panel.text().startswith(f"<b>{win.last_faces[0].track}: ")  # the side panel, numbered like the box
     assert shown == 12 and win.frames == 12
     assert "end of video after 12 frames" in win.statusBar().currentMessage()
     assert win.source.cap is None  # released

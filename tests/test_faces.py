@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from emo import mtcnn
-from emo.faces import HaarDetector, YuNetDetector, crop_faces, default_detector, outermost
+from emo.faces import HaarDetector, YuNetDetector, crop_faces, outermost
 from emo.model import load_model
+from emo.mtcnn import default_detector
 from emo.pipeline import EmotionPipeline
 from emo.video import FpsMeter, FrameSource, SourceError, sample_photo
 from tests.conftest import SHIPPED_MODEL

@@ -35,7 +35,7 @@ def main(jupyter: str) -> None:
                 time.sleep(1)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 2600})  # (tall: the group's panel lists 5 faces)
             page.goto(f"http://localhost:{PORT}/lab/tree/experiments/screenshots/widget.ipynb")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             time.sleep(3)
