@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from emo.evaluation import labels_in_model_order
+from emo.files import write_text
 from emo.faces import crop_faces
 from emo.model import load_model, predict_proba
 from emo.mtcnn import SQUARE, MTCNNDetector
@@ -106,7 +107,7 @@ def main() -> None:
     lines.append(f"\nDirect accuracy on the {len(pick):,} faces: {direct.mean():.2%}. {time.time() - t0:.0f} s.")
     text = "\n".join(lines) + "\n"
     print(text)
-    (Path(__file__).parent / f"align-{a.split}.md").write_text(text)
+    write_text(Path(__file__).parent / f"align-{a.split}.md", text)  # (the project's one atomic writer)
 
 
 if __name__ == "__main__":

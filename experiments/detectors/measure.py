@@ -27,6 +27,7 @@ from tqdm import tqdm
 from blazeface import BlazeFace  # (beside this file: the candidate not taken)
 from emo import mtcnn
 from emo.faces import HaarDetector
+from emo.files import write_text
 from emo.splits import load_splits
 from emo.tracking import iou_matrix
 from emo.video import sample_photo
@@ -158,7 +159,7 @@ def main() -> None:
         lines.append(f"| {name} | {rows[(name, 'photo')][0]} | {speed[name][0]:.1f} | {speed[name][1]:.1f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    (Path(__file__).parent / f"{a.split}.md").write_text(text)
+    write_text(Path(__file__).parent / f"{a.split}.md", text)  # (the project's one atomic writer)
 
 
 if __name__ == "__main__":
