@@ -33,6 +33,12 @@ FACE_MARGIN = 0.02
 MIN_ROLL = 15.0
 
 
+def check_min_face(min_face: float) -> None:
+    """The one check of the policy's parameter, for every detector."""
+    if not 0 < min_face <= 1:
+        raise ValueError(f"min_face={min_face} must be a fraction of the frame's shorter side, in (0, 1]")
+
+
 class Detector(Protocol):
     def __call__(self, gray: np.ndarray) -> Boxes: ...
 
@@ -45,8 +51,7 @@ class HaarDetector:
 
     def __init__(self, min_face: float = MIN_FACE, scale_factor: float = 1.2, min_neighbors: int = 6,
                  cascade: str = "haarcascade_frontalface_default.xml") -> None:
-        if not 0 < min_face <= 1:
-            raise ValueError(f"min_face={min_face} must be a fraction of the frame's shorter side, in (0, 1]")
+        check_min_face(min_face)
         if not hasattr(cv2, "CascadeClassifier"):
             raise RuntimeError("this OpenCV has no CascadeClassifier (OpenCV 5 dropped it): "
                                "pip install 'opencv-python-headless>=4.8,<5'")

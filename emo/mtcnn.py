@@ -21,7 +21,7 @@ import sys
 import cv2
 import numpy as np
 
-from emo.faces import MIN_FACE, Boxes, Detector, HaarDetector, outermost
+from emo.faces import MIN_FACE, Boxes, Detector, HaarDetector, check_min_face, outermost
 
 INSTALL = "pip install --no-deps facenet-pytorch==2.6.0"
 #: MTCNN's box is narrower and taller than a FER-2013 face's square; a square of this many times the box's
@@ -42,10 +42,10 @@ class MTCNNDetector:
     with the roll angle (degrees) that levels each face's eyes (:meth:`locate`)."""
 
     margin = MARGIN  # read by emo.pipeline.EmotionPipeline and the importer's --detect
+    WINDOW = 12  # the side of MTCNN's smallest window (its first network's input), pixels
 
     def __init__(self, min_face: float = MIN_FACE, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)) -> None:
-        if not 0 < min_face <= 1:
-            raise ValueError(f"min_face={min_face} must be a fraction of the frame's shorter side, in (0, 1]")
+        check_min_face(min_face)
         if not available():
             raise RuntimeError(f"MTCNN needs facenet-pytorch: {INSTALL}")
         import warnings
@@ -60,10 +60,10 @@ class MTCNNDetector:
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """MTCNN's own output for a gray or BGR frame: N x 4 boxes (x0, y0, x1, y1) and N x 5 x 2 landmarks (the
         eye on the image's left, the other eye, the nose, the mouth's left and right corners)."""
-        if min(image.shape[:2]) < 12:  # below MTCNN's smallest window: no face can be found (and its pyramid is empty)
+        if min(image.shape[:2]) < self.WINDOW:  # no face fits (and MTCNN's image pyramid would be empty)
             return np.zeros((0, 4)), np.zeros((0, 5, 2))
         rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB if image.ndim == 2 else cv2.COLOR_BGR2RGB)
-        px = max(12, round(self.min_face * min(rgb.shape[:2])))
+        px = max(self.WINDOW, round(self.min_face * min(rgb.shape[:2])))
         net = self._nets.get(px) or self._nets.setdefault(px, self._make(px))
         import torch
 
