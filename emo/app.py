@@ -73,6 +73,7 @@ class EmoWindow(QMainWindow):
         self.pacer = Pacer(source) if source is not None else None
         self.fps = FpsMeter()
         self.frames = 0
+        self.frame_limit = 0  # show at most this many frames (0: no limit; --frames)
         self.last_frame: np.ndarray | None = None
         self.last_faces: list = []
         self._pixmap: QPixmap | None = None
@@ -150,6 +151,8 @@ class EmoWindow(QMainWindow):
         return True
 
     def show_result(self, annotated: np.ndarray, faces: list) -> None:
+        if self.frame_limit and self.frames >= self.frame_limit:
+            return  # (a result the worker queued before the window's timer saw the limit reached)
         self.frames += 1
         self.last_frame, self.last_faces = annotated, faces
         self._pixmap = QPixmap.fromImage(to_qimage(annotated))
@@ -262,6 +265,8 @@ def run_app(model: Model, source: str, device: str = "cpu", smoothing: float = 0
     win = build_window(model, source, device, smoothing, detect=detect)
     win.show()
     if frames:
+        win.frame_limit = frames
+
         def stop_when_done() -> None:
             if win.frames >= frames or not win.running:
                 app.quit()
